@@ -1,0 +1,13 @@
+if(WARREN_SANITIZE)
+  set(san -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  add_compile_options(${san})
+  add_link_options(${san})
+endif()
+if(WARREN_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "WARREN_FUZZ needs clang (CC=clang-14)")
+  endif()
+  # Everything is built with coverage instrumentation; only fuzz targets link the fuzzer driver.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
