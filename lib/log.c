@@ -70,6 +70,8 @@ int log_trace_enabled(unsigned cat) {
   return (log_traces & cat) != 0;
 }
 
+static void vlog(const char *tag, const char *fmt, va_list ap, const char *suffix)
+    __attribute__((__format__(__printf__, 2, 0)));
 static void vlog(const char *tag, const char *fmt, va_list ap, const char *suffix) {
   char msg[1024];
   char ts[32];

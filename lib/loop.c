@@ -12,6 +12,7 @@ struct wr_sigctx {
   wr_stop_cb cb;
   void *arg;
   int fired;
+  int closed; /* handles closed so far; the context goes with the second */
 };
 
 uint64_t wr_now(void) {
@@ -31,7 +32,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 static void on_sig_closed(uv_handle_t *h) {
   struct wr_sigctx *s = h->data;
 
-  if (h == (uv_handle_t *)&s->sigterm)
+  if (++s->closed == 2)
     free(s);
 }
 
@@ -52,8 +53,7 @@ int wr_loop_signals(uv_loop_t *loop, wr_stop_cb cb, void *arg) {
     rv = uv_signal_start(&s->sigterm, on_signal, SIGTERM);
   uv_unref((uv_handle_t *)&s->sigint);
   uv_unref((uv_handle_t *)&s->sigterm);
-  /* The context is freed when wr_loop_close_all closes the handles. */
-  uv_handle_set_data((uv_handle_t *)&s->sigint, s);
+  /* The context is freed when wr_loop_close_all has closed both handles. */
   return rv;
 }
 

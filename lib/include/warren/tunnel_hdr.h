@@ -49,7 +49,8 @@ struct wr_thdr_resp {
 
 /* Encoders write the whole frame into |out| and return its length, or
  * WR_ERR_TOOBIG when |outlen| is too small or a field exceeds its cap, or
- * WR_ERR_INVAL for a missing required field. */
+ * WR_ERR_INVAL for a missing required field, a target that is not
+ * "host:port", or a control character in any string field. */
 int wr_thdr_req_encode(uint8_t *out, size_t outlen, const struct wr_thdr_req *req);
 int wr_thdr_resp_encode(uint8_t *out, size_t outlen, const struct wr_thdr_resp *resp);
 
@@ -57,7 +58,9 @@ int wr_thdr_resp_encode(uint8_t *out, size_t outlen, const struct wr_thdr_resp *
  * number of bytes consumed (> 0), or WR_ERR_TRUNCATED when more bytes are
  * needed, WR_ERR_TOOBIG when the declared body exceeds WR_THDR_MAX_BODY or a
  * field exceeds its cap, WR_ERR_VERSION for another version, WR_ERR_PROTO for
- * bad magic, wrong type, malformed TLVs, duplicate or missing fields. */
+ * bad magic, wrong type, malformed TLVs, duplicate or missing fields, a bad
+ * target or a control character (NUL included) in a string field. |*req| or
+ * |*resp| is written only on success. */
 int wr_thdr_req_decode(struct wr_thdr_req *req, const uint8_t *in, size_t len);
 int wr_thdr_resp_decode(struct wr_thdr_resp *resp, const uint8_t *in, size_t len);
 

@@ -15,7 +15,8 @@ size_t wr_z32_encoded_len(size_t n);
  * be at least wr_z32_encoded_len(n)+1). Returns chars written or WR_ERR_TOOBIG. */
 int wr_z32_encode(char *out, size_t outlen, const uint8_t *in, size_t n);
 /* wr_z32_decode decodes |len| chars into |out|. Returns the byte count, or
- * WR_ERR_INVAL (bad char, non-zero trailing bits) or WR_ERR_TOOBIG. */
+ * WR_ERR_INVAL (bad char, non-zero trailing bits, a length no encoding has)
+ * or WR_ERR_TOOBIG. Upper-case letters are accepted, as DNS ignores case. */
 int wr_z32_decode(uint8_t *out, size_t outlen, const char *in, size_t len);
 
 #endif

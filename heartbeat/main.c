@@ -1,0 +1,193 @@
+/*
+ * main.c - warren-heartbeat: the desktop agent. Parses the command line,
+ * loads the identity and starts the modules on the loop; nothing else.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve.h"
+#include "warren/cli.h"
+#include "warren/err.h"
+#include "warren/identity.h"
+#include "warren/log.h"
+#include "warren/loop.h"
+
+struct opts {
+  char identity[4096];
+  const char *listen;
+  const char *expose[HB_MAX_EXPOSE];
+  size_t nexpose;
+  wr_pubkey trust[HB_MAX_TRUST];
+  size_t ntrust;
+  enum wr_log_level level;
+  const char *trace;
+};
+
+struct agent {
+  uv_loop_t *loop;
+  struct hb_serve *serve;
+};
+
+static void usage(FILE *fp) {
+  fprintf(fp,
+          "usage: warren-heartbeat id [--identity PATH]\n"
+          "       warren-heartbeat serve [--identity PATH] --listen IP:PORT --trust GATEWAY_ID\n"
+          "                              --expose HOST:PORT|PORT [--expose ...]\n"
+          "                              [--log-level error|warn|info|debug] [--trace LIST]\n"
+          "\n"
+          "  id      print this node's endpoint ID (hex, then z-base-32); creates the key\n"
+          "  serve   accept tunnels from the trusted gateways to the exposed targets\n"
+          "\n"
+          "  --identity PATH   secret key file (0600), default $XDG_CONFIG_HOME/warren/heartbeat.key\n"
+          "  --listen IP:PORT  UDP address for QUIC (default 0.0.0.0:4433)\n"
+          "  --trust ID        a gateway endpoint ID (hex or z-base-32) allowed to connect\n"
+          "  --expose TARGET   a local service gateways may reach, e.g. 127.0.0.1:3000 or 3000\n"
+          "  --trace LIST      trace categories: quic,path,tunnel,all\n");
+}
+
+static void on_stop(void *arg) {
+  struct agent *a = arg;
+
+  hb_serve_del(a->serve);
+  a->serve = NULL;
+  uv_stop(a->loop);
+}
+
+static int parse(struct opts *o, int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"identity", required_argument, NULL, 'i'}, {"listen", required_argument, NULL, 'l'},
+      {"expose", required_argument, NULL, 'e'},   {"trust", required_argument, NULL, 't'},
+      {"log-level", required_argument, NULL, 'L'}, {"trace", required_argument, NULL, 'T'},
+      {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+  int ch;
+
+  while ((ch = getopt_long(argc, argv, "i:l:e:t:L:T:h", longopts, NULL)) != -1) {
+    switch (ch) {
+    case 'i':
+      snprintf(o->identity, sizeof(o->identity), "%s", optarg);
+      break;
+    case 'l':
+      o->listen = optarg;
+      break;
+    case 'e':
+      if (o->nexpose == HB_MAX_EXPOSE) {
+        log_warnx("at most %d --expose", HB_MAX_EXPOSE);
+        return -1;
+      }
+      o->expose[o->nexpose++] = optarg;
+      break;
+    case 't':
+      if (o->ntrust == HB_MAX_TRUST) {
+        log_warnx("at most %d --trust", HB_MAX_TRUST);
+        return -1;
+      }
+      if (wr_id_parse(o->trust[o->ntrust], optarg) != 0) {
+        log_warnx("--trust '%s': not an endpoint ID (64 hex or 52 z-base-32 chars)", optarg);
+        return -1;
+      }
+      o->ntrust++;
+      break;
+    case 'L':
+      if (wr_cli_log_level(optarg, &o->level) != 0) {
+        log_warnx("--log-level '%s': expected error, warn, info or debug", optarg);
+        return -1;
+      }
+      break;
+    case 'T':
+      o->trace = optarg;
+      break;
+    case 'h':
+      usage(stdout);
+      exit(0);
+    default:
+      usage(stderr);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int cmd_serve(struct opts *o) {
+  struct hb_serve_config cfg;
+  struct agent a;
+  wr_identity id;
+  char hex[WR_ID_HEX_LEN + 1];
+  uv_loop_t loop;
+  size_t i;
+  int rv;
+
+  if (o->nexpose == 0) {
+    log_warnx("serve: nothing to expose: give --expose HOST:PORT");
+    return 2;
+  }
+  if (o->ntrust == 0) {
+    log_warnx("serve: no gateway would be accepted: give --trust GATEWAY_ID");
+    return 2;
+  }
+  if (wr_cli_load_identity(&id, o->identity) != 0)
+    return 1;
+  uv_loop_init(&loop);
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.loop = &loop;
+  cfg.id = &id;
+  cfg.listen = o->listen ? o->listen : "0.0.0.0:4433";
+  cfg.trusted = o->trust;
+  cfg.ntrusted = o->ntrust;
+  cfg.expose = o->expose;
+  cfg.nexpose = o->nexpose;
+  memset(&a, 0, sizeof(a));
+  a.loop = &loop;
+  rv = hb_serve_new(&a.serve, &cfg);
+  if (rv != 0) {
+    log_warnx("serve: cannot listen on %s: %s", cfg.listen, wr_strerror(rv));
+    wr_identity_wipe(&id);
+    return 1;
+  }
+  wr_loop_signals(&loop, on_stop, &a);
+  wr_id_to_hex(id.pk, hex);
+  log_info("endpoint id %s", hex);
+  for (i = 0; i < o->nexpose; i++)
+    log_info("exposing %s", o->expose[i]);
+  log_info("ready: listening for gateways on %s (udp)", cfg.listen);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (a.serve != NULL)
+    hb_serve_del(a.serve);
+  wr_loop_close_all(&loop);
+  uv_loop_close(&loop);
+  wr_identity_wipe(&id);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct opts o;
+  const char *cmd;
+
+  log_init("warren-heartbeat", WR_LOG_INFO);
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  cmd = argv[1];
+  memset(&o, 0, sizeof(o));
+  o.level = WR_LOG_INFO;
+  if (wr_cli_default_identity("heartbeat", o.identity, sizeof(o.identity)) != 0)
+    return 1;
+  if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (parse(&o, argc - 1, argv + 1) != 0)
+    return 2;
+  log_set_level(o.level);
+  if (o.trace != NULL && log_set_trace(o.trace) != 0)
+    return 2;
+  if (strcmp(cmd, "id") == 0)
+    return wr_cli_print_id(o.identity);
+  if (strcmp(cmd, "serve") == 0)
+    return cmd_serve(&o);
+  log_warnx("unknown command '%s'", cmd);
+  usage(stderr);
+  return 2;
+}
