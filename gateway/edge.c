@@ -9,8 +9,8 @@
 
 #include "edge.h"
 #include "edge_tls.h"
-#include "h2server.h"
 #include "http1.h"
+#include "http2.h"
 
 #define ED_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define ED_PREFACE_LEN 24
@@ -25,36 +25,6 @@ struct gw_edge {
   struct gw_conn_list conns;
   struct gw_edge_env env;
 };
-
-static const nghttp2_settings_entry ed_h2_settings[] = {
-    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0},
-};
-
-static const struct gw_h2s_config ed_h2_config = {
-    .settings = ed_h2_settings,
-    .nsettings = 1,
-};
-
-/* ed_h2_refuse answers an h2c prior-knowledge client with GOAWAY
- * HTTP_1_1_REQUIRED (RFC 9113 §7): HTTP/2 requests are not served on the
- * edge yet, and this tells clients to retry over HTTP/1.1. */
-static int ed_h2_refuse(struct gw_conn *c, const uint8_t *pre, size_t prelen) {
-  nghttp2_session_callbacks *cbs;
-  struct gw_h2s *h;
-  int rv;
-
-  if (nghttp2_session_callbacks_new(&cbs) != 0) {
-    gw_conn_close(c);
-    return WR_ERR_NOMEM;
-  }
-  rv = gw_h2s_new(&h, c, &ed_h2_config, cbs, NULL, NULL, NULL, 0);
-  nghttp2_session_callbacks_del(cbs);
-  if (rv < 0)
-    return rv;
-  (void)nghttp2_session_terminate_session(gw_h2s_session(h), NGHTTP2_HTTP_1_1_REQUIRED);
-  gw_h2s_feed(h, pre, prelen);
-  return 0;
-}
 
 /* A connection whose protocol is not known yet. */
 struct ed_sniff {
@@ -71,7 +41,7 @@ static void ed_dispatch(struct ed_sniff *sn, struct gw_conn *c, int h2) {
   log_trace(WR_TRACE_HTTP, "edge %s: %s%s", gw_conn_peer(c), h2 ? "h2" : "http/1.1",
             gw_conn_is_tls(c) ? " over tls" : "");
   if (h2)
-    rv = ed_h2_refuse(c, wr_buf_data(&buf), wr_buf_len(&buf));
+    rv = gw_http2_new(c, &e->env, wr_buf_data(&buf), wr_buf_len(&buf));
   else
     rv = gw_http1_new(c, &e->env, wr_buf_data(&buf), wr_buf_len(&buf));
   if (rv < 0)
@@ -196,13 +166,13 @@ int gw_edge_new(struct gw_edge **out, uv_loop_t *loop, struct gw_pool *pool,
     rv = ed_listen(e, &e->plain_h, cfg->addr);
     if (rv < 0)
       goto fail;
-    log_info("edge: http/1.1 on %s", cfg->addr);
+    log_info("edge: http/1.1 and h2c on %s", cfg->addr);
   }
   if (cfg->tls_addr != NULL) {
     rv = ed_listen(e, &e->tls_h, cfg->tls_addr);
     if (rv < 0)
       goto fail;
-    log_info("edge: https (http/1.1) on %s", cfg->tls_addr);
+    log_info("edge: https (h2, http/1.1) on %s", cfg->tls_addr);
   }
   *out = e;
   return 0;

@@ -1,14 +1,13 @@
 /*
  * edge.h - the standalone gateway's public listener (no Envoy in front).
  *
- * A plain address serves HTTP/1.1; an optional TLS address serves it too,
- * with a certificate and key from PEM files (ALPN "http/1.1"). Requests are
- * routed by Host with wr_routes_match(); an unknown host gets 404, a refused
- * tunnel the tunnel's status, each with a text/plain reason (http1.h).
- * HTTP/2 is not served yet: a client that starts with the h2c preface gets
- * GOAWAY HTTP_1_1_REQUIRED, so it retries over HTTP/1.1. The first bytes of
- * a clear connection tell the two apart. docs/internals/edge.md has the
- * details.
+ * A plain address serves HTTP/1.1 and h2c with prior knowledge (the first
+ * bytes of a connection tell the two apart); an optional TLS address serves
+ * both, with a certificate and key from PEM files, by ALPN ("h2", then
+ * "http/1.1"). Requests are routed by Host or :authority with
+ * wr_routes_match(); an unknown host gets 404, a refused tunnel the tunnel's
+ * status, each with a text/plain reason (http1.h, http2.h).
+ * docs/internals/edge.md has the details.
  */
 #ifndef WARREN_GW_EDGE_H
 #define WARREN_GW_EDGE_H
@@ -20,7 +19,7 @@ struct gw_edge;
 struct wr_routes;
 
 struct gw_edge_config {
-  const char *addr;     /* "ip:port" in clear (HTTP/1.1; h2c is refused), or NULL */
+  const char *addr;     /* "ip:port" in clear (HTTP/1.1 and h2c), or NULL */
   const char *tls_addr; /* "ip:port" for HTTPS, or NULL */
   const char *tls_cert; /* PEM certificate chain file, required with tls_addr */
   const char *tls_key;  /* PEM private key file, required with tls_addr */

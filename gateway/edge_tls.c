@@ -434,8 +434,9 @@ static void conn_peer_name(struct gw_conn *c) {
 }
 
 static int conn_tls_init(struct gw_conn *c, struct gw_tls_ctx *ctx) {
-  /* "h2" joins the list once the edge serves HTTP/2 requests (docs/internals/edge.md). */
+  /* The edge serves both; HTTP/2 is preferred (docs/internals/edge.md). */
   static const gnutls_datum_t alpn[] = {
+      {(unsigned char *)"h2", 2},
       {(unsigned char *)"http/1.1", 8},
   };
   int rv;

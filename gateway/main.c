@@ -46,8 +46,10 @@ struct gateway {
 static void usage(FILE *fp) {
   fprintf(fp,
           "usage: warren-gateway id [--identity PATH]\n"
-          "       warren-gateway serve [--identity PATH] [--connect-unix PATH] [--connect-tcp IP:PORT]\n"
-          "                            [--edge IP:PORT] [--edge-tls IP:PORT --tls-cert PEM --tls-key PEM]\n"
+          "       warren-gateway serve [--identity PATH] [--connect-unix PATH] [--connect-tcp "
+          "IP:PORT]\n"
+          "                            [--edge IP:PORT] [--edge-tls IP:PORT --tls-cert PEM "
+          "--tls-key PEM]\n"
           "                            [--routes FILE] [--peer ID=IP:PORT ...] [--bind IP:PORT]\n"
           "                            [--log-level error|warn|info|debug] [--trace LIST]\n"
           "\n"
@@ -64,14 +66,20 @@ static void usage(FILE *fp) {
 }
 
 static int parse(struct opts *o, int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"identity", required_argument, NULL, 'i'},     {"connect-unix", required_argument, NULL, 'u'},
-      {"connect-tcp", required_argument, NULL, 'c'},  {"edge", required_argument, NULL, 'e'},
-      {"edge-tls", required_argument, NULL, 's'},     {"tls-cert", required_argument, NULL, 'C'},
-      {"tls-key", required_argument, NULL, 'K'},      {"routes", required_argument, NULL, 'r'},
-      {"peer", required_argument, NULL, 'p'},         {"bind", required_argument, NULL, 'b'},
-      {"log-level", required_argument, NULL, 'L'},    {"trace", required_argument, NULL, 'T'},
-      {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"identity", required_argument, NULL, 'i'},
+                                           {"connect-unix", required_argument, NULL, 'u'},
+                                           {"connect-tcp", required_argument, NULL, 'c'},
+                                           {"edge", required_argument, NULL, 'e'},
+                                           {"edge-tls", required_argument, NULL, 's'},
+                                           {"tls-cert", required_argument, NULL, 'C'},
+                                           {"tls-key", required_argument, NULL, 'K'},
+                                           {"routes", required_argument, NULL, 'r'},
+                                           {"peer", required_argument, NULL, 'p'},
+                                           {"bind", required_argument, NULL, 'b'},
+                                           {"log-level", required_argument, NULL, 'L'},
+                                           {"trace", required_argument, NULL, 'T'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
   int ch;
 
   while ((ch = getopt_long(argc, argv, "i:u:c:e:s:C:K:r:p:b:L:T:h", longopts, NULL)) != -1) {
@@ -222,8 +230,7 @@ static int cmd_serve(const struct opts *o) {
   uv_loop_t loop;
   int status = 0;
 
-  if (o->connect_unix == NULL && o->connect_tcp == NULL && o->edge == NULL &&
-      o->edge_tls == NULL) {
+  if (o->connect_unix == NULL && o->connect_tcp == NULL && o->edge == NULL && o->edge_tls == NULL) {
     log_warnx("serve: no listener: give --connect-unix, --connect-tcp, --edge or --edge-tls");
     return 2;
   }

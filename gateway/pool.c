@@ -187,8 +187,8 @@ int gw_pool_set_addr(struct gw_pool *p, const wr_pubkey id, const char *addr) {
   if (n->has_addr && memcmp(&n->addr, &ss, sizeof(ss)) != 0) {
     char a[WR_ADDRSTRLEN];
 
-    log_info("pool: node address changed to %s", wr_addr_format((struct sockaddr *)&ss, a,
-                                                                 sizeof(a)));
+    log_info("pool: node address changed to %s",
+             wr_addr_format((struct sockaddr *)&ss, a, sizeof(a)));
   }
   n->addr = ss;
   n->has_addr = 1;

@@ -24,12 +24,12 @@ struct gw_tunnel;
 
 struct gw_pool_config {
   uv_loop_t *loop;
-  const wr_identity *id;      /* the gateway's identity (borrowed) */
-  const char *bind;           /* UDP bind address; NULL: "0.0.0.0:0" */
-  uint64_t idle_ms;           /* 0: 60000; close a connection without tunnels after this */
-  uint64_t open_timeout_ms;   /* 0: 10000; handshake + agent answer */
+  const wr_identity *id;         /* the gateway's identity (borrowed) */
+  const char *bind;              /* UDP bind address; NULL: "0.0.0.0:0" */
+  uint64_t idle_ms;              /* 0: 60000; close a connection without tunnels after this */
+  uint64_t open_timeout_ms;      /* 0: 10000; handshake + agent answer */
   uint64_t quic_idle_timeout_ms; /* 0: 15000 */
-  uint64_t keepalive_ms;      /* 0: 5000 */
+  uint64_t keepalive_ms;         /* 0: 5000 */
 };
 
 struct gw_pool_stats {

@@ -39,9 +39,9 @@ struct gw_tunnel {
   struct wr_thdr_req req;
   uint8_t rbuf[WR_THDR_MAX]; /* response header being assembled */
   size_t rlen;
-  wr_buf replay;      /* bytes written before the agent answered */
-  int replay_ok;      /* replay holds every byte written so far */
-  int replay_fin;     /* the front end's FIN was among them */
+  wr_buf replay;  /* bytes written before the agent answered */
+  int replay_ok;  /* replay holds every byte written so far */
+  int replay_fin; /* the front end's FIN was among them */
   int retried;
   int want_writable;
   int notify_writable; /* deferred on_writable */
@@ -170,8 +170,7 @@ static int write_replay(gw_tunnel *t) {
   if (wr_qstream_write(t->s, hdr, (size_t)n, 0) != n)
     return WR_ERR_AGAIN;
   if (wr_buf_len(&t->replay) > 0 || t->replay_fin) {
-    int w = wr_qstream_write(t->s, wr_buf_data(&t->replay), wr_buf_len(&t->replay),
-                             t->replay_fin);
+    int w = wr_qstream_write(t->s, wr_buf_data(&t->replay), wr_buf_len(&t->replay), t->replay_fin);
 
     if (w < 0 || (size_t)w != wr_buf_len(&t->replay))
       return WR_ERR_AGAIN;
@@ -306,8 +305,8 @@ int gw_tunnel_open(struct gw_pool *pool, const struct gw_tunnel_req *req,
                    const struct gw_tunnel_cbs *cbs, void *ud, gw_tunnel **out) {
   gw_tunnel *t;
 
-  if (req->endpoint_id == NULL || req->target == NULL ||
-      strlen(req->target) > WR_THDR_TARGET_MAX || strchr(req->target, ':') == NULL)
+  if (req->endpoint_id == NULL || req->target == NULL || strlen(req->target) > WR_THDR_TARGET_MAX ||
+      strchr(req->target, ':') == NULL)
     return WR_ERR_INVAL;
   if (req->node_addr != NULL && req->node_addr[0] != '\0' &&
       gw_pool_set_addr(pool, req->endpoint_id, req->node_addr) != 0)

@@ -31,20 +31,21 @@ struct agent {
 };
 
 static void usage(FILE *fp) {
-  fprintf(fp,
-          "usage: warren-heartbeat id [--identity PATH]\n"
-          "       warren-heartbeat serve [--identity PATH] --listen IP:PORT --trust GATEWAY_ID\n"
-          "                              --expose HOST:PORT|PORT [--expose ...]\n"
-          "                              [--log-level error|warn|info|debug] [--trace LIST]\n"
-          "\n"
-          "  id      print this node's endpoint ID (hex, then z-base-32); creates the key\n"
-          "  serve   accept tunnels from the trusted gateways to the exposed targets\n"
-          "\n"
-          "  --identity PATH   secret key file (0600), default $XDG_CONFIG_HOME/warren/heartbeat.key\n"
-          "  --listen IP:PORT  UDP address for QUIC (default 0.0.0.0:4433)\n"
-          "  --trust ID        a gateway endpoint ID (hex or z-base-32) allowed to connect\n"
-          "  --expose TARGET   a local service gateways may reach, e.g. 127.0.0.1:3000 or 3000\n"
-          "  --trace LIST      trace categories: quic,path,tunnel,all\n");
+  fprintf(
+      fp,
+      "usage: warren-heartbeat id [--identity PATH]\n"
+      "       warren-heartbeat serve [--identity PATH] --listen IP:PORT --trust GATEWAY_ID\n"
+      "                              --expose HOST:PORT|PORT [--expose ...]\n"
+      "                              [--log-level error|warn|info|debug] [--trace LIST]\n"
+      "\n"
+      "  id      print this node's endpoint ID (hex, then z-base-32); creates the key\n"
+      "  serve   accept tunnels from the trusted gateways to the exposed targets\n"
+      "\n"
+      "  --identity PATH   secret key file (0600), default $XDG_CONFIG_HOME/warren/heartbeat.key\n"
+      "  --listen IP:PORT  UDP address for QUIC (default 0.0.0.0:4433)\n"
+      "  --trust ID        a gateway endpoint ID (hex or z-base-32) allowed to connect\n"
+      "  --expose TARGET   a local service gateways may reach, e.g. 127.0.0.1:3000 or 3000\n"
+      "  --trace LIST      trace categories: quic,path,tunnel,all\n");
 }
 
 static void on_stop(void *arg) {
@@ -56,11 +57,14 @@ static void on_stop(void *arg) {
 }
 
 static int parse(struct opts *o, int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"identity", required_argument, NULL, 'i'}, {"listen", required_argument, NULL, 'l'},
-      {"expose", required_argument, NULL, 'e'},   {"trust", required_argument, NULL, 't'},
-      {"log-level", required_argument, NULL, 'L'}, {"trace", required_argument, NULL, 'T'},
-      {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"identity", required_argument, NULL, 'i'},
+                                           {"listen", required_argument, NULL, 'l'},
+                                           {"expose", required_argument, NULL, 'e'},
+                                           {"trust", required_argument, NULL, 't'},
+                                           {"log-level", required_argument, NULL, 'L'},
+                                           {"trace", required_argument, NULL, 'T'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
   int ch;
 
   while ((ch = getopt_long(argc, argv, "i:l:e:t:L:T:h", longopts, NULL)) != -1) {

@@ -20,14 +20,14 @@ struct hb_serve;
 
 struct hb_serve_config {
   uv_loop_t *loop;
-  const wr_identity *id;        /* borrowed */
-  const char *listen;           /* "ip:port" for QUIC (UDP) */
-  const wr_pubkey *trusted;     /* gateway keys accepted (borrowed) */
+  const wr_identity *id;    /* borrowed */
+  const char *listen;       /* "ip:port" for QUIC (UDP) */
+  const wr_pubkey *trusted; /* gateway keys accepted (borrowed) */
   size_t ntrusted;
-  const char *const *expose;    /* "host:port" targets (borrowed) */
+  const char *const *expose; /* "host:port" targets (borrowed) */
   size_t nexpose;
-  uint64_t connect_timeout_ms;  /* 0: 10000 */
-  uint64_t idle_timeout_ms;     /* 0: 30000 */
+  uint64_t connect_timeout_ms; /* 0: 10000 */
+  uint64_t idle_timeout_ms;    /* 0: 30000 */
 };
 
 /* hb_serve_new starts listening. Returns 0, -errno or WR_ERR_*. */

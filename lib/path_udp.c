@@ -34,8 +34,8 @@ struct udp_path {
   uv_loop_t *loop;
   uv_poll_t poll;
   int fd;
-  int gso;  /* kernel accepted UDP_SEGMENT */
-  int gro;  /* kernel accepted UDP_GRO */
+  int gso; /* kernel accepted UDP_SEGMENT */
+  int gro; /* kernel accepted UDP_GRO */
   struct wr_path_cbs cbs;
   void *ud;
   /* The one batch waiting for the socket to drain. */
@@ -188,8 +188,8 @@ static void recv_burst(struct udp_path *u) {
 }
 
 static void flush_stash(struct udp_path *u) {
-  ssize_t n = send_batch(u, (struct sockaddr *)&u->stash_to, u->stash_tolen, u->stash,
-                         u->stash_len, u->stash_seg);
+  ssize_t n = send_batch(u, (struct sockaddr *)&u->stash_to, u->stash_tolen, u->stash, u->stash_len,
+                         u->stash_seg);
 
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
     return;
@@ -247,8 +247,8 @@ int wr_udp_path_new(wr_path **out, uv_loop_t *loop, const struct sockaddr *binda
                     const struct wr_path_cbs *cbs, void *ud) {
   struct udp_path *u;
   int one = 1, bufsz = 4 << 20, rv;
-  socklen_t blen = bindaddr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                   : sizeof(struct sockaddr_in);
+  socklen_t blen =
+      bindaddr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 
   u = calloc(1, sizeof(*u));
   if (u == NULL)

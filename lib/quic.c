@@ -54,6 +54,8 @@ struct wr_qstream {
   struct wr_qstream *next; /* connection's list of streams */
   struct wr_qstream *prev;
   struct wr_qstream *pnext; /* connection's queue of streams with data to send */
+  struct wr_qstream *wnext; /* connection's list of streams to tell "writable" */
+  unsigned in_wlist : 1;
 };
 
 struct wr_qconn {
@@ -68,13 +70,14 @@ struct wr_qconn {
   int server;
   int ready;
   int dead;
-  int close_err;      /* set inside callbacks; acted on at top level */
-  int peer_rejected;  /* our verify callback refused the peer */
+  int close_err;     /* set inside callbacks; acted on at top level */
+  int peer_rejected; /* our verify callback refused the peer */
   ngtcp2_cid scids[MAX_SCIDS];
   size_t nscids;
   struct wr_qstream *streams;
   size_t nstreams;
   struct wr_qstream *phead, *ptail; /* pending-write queue */
+  struct wr_qstream *whead;         /* streams whose send buffer drained */
   int dirty;
   wr_qconn *dnext; /* endpoint's dirty list */
   wr_qconn *next, *prev;
@@ -211,6 +214,16 @@ static void stream_free(wr_qstream *s) {
   wr_qconn *c = s->conn;
 
   pending_remove(s);
+  if (s->in_wlist) {
+    wr_qstream **pp;
+
+    for (pp = &c->whead; *pp != NULL; pp = &(*pp)->wnext) {
+      if (*pp == s) {
+        *pp = s->wnext;
+        break;
+      }
+    }
+  }
   if (s->prev != NULL)
     s->prev->next = s->next;
   else
@@ -250,6 +263,10 @@ int wr_qstream_write(wr_qstream *s, const uint8_t *data, size_t len, int fin) {
 
 size_t wr_qstream_write_space(const wr_qstream *s) {
   return wr_bufq_space(&s->sendq);
+}
+
+void wr_qstream_want_writable(wr_qstream *s) {
+  s->want_writable = 1;
 }
 
 void wr_qstream_consume(wr_qstream *s, size_t n) {
@@ -378,8 +395,7 @@ static int recv_stream_data_cb(ngtcp2_conn *conn, uint32_t flags, int64_t stream
 }
 
 static int acked_stream_data_offset_cb(ngtcp2_conn *conn, int64_t stream_id, uint64_t offset,
-                                       uint64_t datalen, void *user_data,
-                                       void *stream_user_data) {
+                                       uint64_t datalen, void *user_data, void *stream_user_data) {
   wr_qstream *s = stream_user_data;
 
   (void)conn;
@@ -389,11 +405,6 @@ static int acked_stream_data_offset_cb(ngtcp2_conn *conn, int64_t stream_id, uin
   if (s == NULL)
     return 0;
   wr_bufq_ack(&s->sendq, (size_t)datalen);
-  if (s->want_writable && wr_bufq_space(&s->sendq) >= s->sendq.cap / 2) {
-    s->want_writable = 0;
-    if (s->cbs.on_writable != NULL)
-      s->cbs.on_writable(s, s->ud);
-  }
   return 0;
 }
 
@@ -559,8 +570,10 @@ static void fill_settings(wr_quic *q, ngtcp2_settings *st, ngtcp2_transport_para
   ngtcp2_settings_default(st);
   st->initial_ts = wr_now();
   st->handshake_timeout = q->handshake_timeout_ms * NGTCP2_MILLISECONDS;
-  st->max_stream_window = q->stream_window;
-  st->max_window = q->conn_window;
+  /* Windows start at the configured size and auto-tune up to 16x, so a
+   * fast consumer is not capped by the initial window. */
+  st->max_stream_window = q->stream_window * 16;
+  st->max_window = q->conn_window * 4;
   st->cc_algo = NGTCP2_CC_ALGO_CUBIC;
   if (log_trace_enabled(WR_TRACE_QUIC))
     st->log_printf = ngtcp2_log;
@@ -629,8 +642,7 @@ static ngtcp2_path make_path(wr_qconn *c) {
   return p;
 }
 
-int wr_quic_connect(wr_quic *q, const struct sockaddr *addr, const wr_pubkey peer,
-                    wr_qconn **out) {
+int wr_quic_connect(wr_quic *q, const struct sockaddr *addr, const wr_pubkey peer, wr_qconn **out) {
   ngtcp2_callbacks cb;
   ngtcp2_settings st;
   ngtcp2_transport_params tp;
@@ -701,8 +713,7 @@ static wr_qconn *conn_accept(wr_quic *q, const struct sockaddr *from, socklen_t 
                                                    sizeof(q->static_secret), &scid) != 0)
     goto fail;
   path = make_path(c);
-  rv = ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb, &st, &tp, NULL,
-                              c);
+  rv = ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb, &st, &tp, NULL, c);
   if (rv != 0) {
     log_warnx("quic: ngtcp2_conn_server_new: %s", ngtcp2_strerror(rv));
     c->conn = NULL;
@@ -758,8 +769,8 @@ static void conn_send_close(wr_qconn *c, const ngtcp2_connection_close_error *ce
   if (ngtcp2_conn_is_in_closing_period(c->conn) || ngtcp2_conn_is_in_draining_period(c->conn))
     return;
   ngtcp2_path_storage_zero(&ps);
-  n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, c->q->txbuf, WR_PATH_MAX_DGRAM,
-                                         ce, wr_now());
+  n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, c->q->txbuf, WR_PATH_MAX_DGRAM, ce,
+                                         wr_now());
   if (n > 0)
     (void)wr_path_send(c->q->path, (struct sockaddr *)&c->remote, c->remotelen, c->q->txbuf,
                        (size_t)n, (size_t)n);
@@ -892,14 +903,28 @@ static void arm_timer(wr_qconn *c) {
 }
 
 static int send_batch(wr_qconn *c, size_t len, size_t seg) {
-  int rv = wr_path_send(c->q->path, (struct sockaddr *)&c->remote, c->remotelen, c->q->txbuf, len,
-                        seg);
+  int rv =
+      wr_path_send(c->q->path, (struct sockaddr *)&c->remote, c->remotelen, c->q->txbuf, len, seg);
 
   if (rv == WR_ERR_AGAIN) {
     c->q->blocked = 1;
     return rv;
   }
   return 0; /* Other errors: the datagrams are lost; QUIC recovers. */
+}
+
+/* notify_writable tells the owners of streams whose send buffer drained
+ * below half. A callback may write, reset or even close the connection. */
+static void notify_writable(wr_qconn *c) {
+  while (c->whead != NULL && !c->dead) {
+    wr_qstream *s = c->whead;
+
+    c->whead = s->wnext;
+    s->in_wlist = 0;
+    s->want_writable = 0;
+    if (s->cbs.on_writable != NULL)
+      s->cbs.on_writable(s, s->ud);
+  }
 }
 
 /* conn_write writes as many packets as congestion control and pacing allow,
@@ -949,6 +974,12 @@ static int conn_write(wr_qconn *c) {
       wr_bufq_sent(&s->sendq, (size_t)ndatalen);
       if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && (size_t)ndatalen == total)
         s->fin_sent = 1;
+      if (s->want_writable && !s->in_wlist && wr_bufq_space(&s->sendq) >= s->sendq.cap / 2) {
+        /* Told after the write loop, not from inside it. */
+        s->in_wlist = 1;
+        s->wnext = c->whead;
+        c->whead = s;
+      }
     }
     if (nwrite < 0) {
       switch (nwrite) {
@@ -1009,6 +1040,7 @@ static int conn_write(wr_qconn *c) {
   /* Not done (quantum used up with data left): come back next iteration. */
   if (npkts == maxpkts && (c->phead != NULL))
     mark_dirty(c);
+  notify_writable(c);
   return 0;
 }
 

@@ -12,6 +12,10 @@
 - WSClient: a WebSocket client (python3-websockets' sans-I/O protocol) over a
   TCP socket or a tunnel stream
 - Setup: backend + agent + gateway wired together, for the tests' fixtures
+
+Environment: WARREN_BUILD_DIR, WARREN_TEST_LOG_LEVEL (info), WARREN_TEST_TRACE (--trace
+list), WARREN_KEEP_LOGS=1 (keep the logs of passing setups too), WARREN_H2_DEBUG=1
+(print every h2 event).
 """
 
 import collections
@@ -49,10 +53,10 @@ BACKEND = os.path.join(HERE, "backend.py")
 LOG_LEVEL = os.environ.get("WARREN_TEST_LOG_LEVEL", "info")
 TRACE = os.environ.get("WARREN_TEST_TRACE", "")
 LOG_ROOT = os.path.join(BUILD, "test-logs", "integration")
+KEEP_LOGS = os.environ.get("WARREN_KEEP_LOGS", "") not in ("", "0")
 
-if HERE not in sys.path:
+if HERE not in sys.path:  # for "import backend" from scripts outside pytest
     sys.path.insert(0, HERE)
-import backend  # noqa: E402  (gen_chunks / expected_sha256)
 
 
 SANITIZER_RX = re.compile(r"ERROR: (?:Address|Leak|Memory|Thread)Sanitizer[^\n]*|runtime error:[^\n]*")
@@ -732,9 +736,6 @@ class H2Client:
                             continue
                         with self.cv:
                             if not data:
-                                for st in self.streams.values():
-                                    if not st.ended and st.reset is None:
-                                        st.reset = StreamReset(st.id, -1)
                                 self._fail("connection closed by the server (goaway=%s)" % self.goaway)
                                 return
                             try:
@@ -956,7 +957,7 @@ class Setup:
     Each part can be started separately; stop_all() is safe at any point."""
 
     def __init__(self, name, edge=True, tls=False, trust_override=None, extra_hosts=(),
-                 unix=False, extra_expose=()):
+                 unix=False, extra_expose=(), extra_routes=()):
         require_binaries()
         self.name = name
         self.logdir = make_logdir(name)
@@ -974,6 +975,7 @@ class Setup:
         self.connect_port = None if unix else free_port("tcp")
         self.connect_unix = os.path.join(self.secrets, "connect.sock") if unix else None
         self.extra_expose = list(extra_expose)
+        self.extra_routes = list(extra_routes)  # more (name, [hostnames], endpoint URL) via the agent
         self.edge_port = free_port("tcp") if edge else None
         self.tls_port = free_port("tcp") if tls else None
         self.host = "app.localhost"
@@ -1008,6 +1010,7 @@ class Setup:
     def write_routes(self):
         path = os.path.join(self.logdir, "routes.yaml")
         proxies = [("app", [self.host] + self.extra_hosts, "http://" + self.target)]
+        proxies += self.extra_routes
         with open(path, "w") as f:
             f.write(routes_yaml("laptop", self.agent_id, self.agent_addr, proxies))
         return path
@@ -1065,6 +1068,11 @@ class Setup:
         shutil.rmtree(self.secrets, ignore_errors=True)
         return codes
 
+    def drop_logs(self):
+        """Removes the logs of a setup whose tests passed (WARREN_KEEP_LOGS=1 keeps them)."""
+        if not KEEP_LOGS:
+            shutil.rmtree(self.logdir, ignore_errors=True)
+
     def problems(self, codes):
         """Sanitizer reports in the logs, and warren binaries that did not exit
         cleanly on SIGTERM (0 or killed by it)."""
@@ -1096,6 +1104,8 @@ def started(setup):
         if problems or not ok:
             print("exit codes: %s" % codes)
             print(setup.logs())
+        else:
+            setup.drop_logs()
     assert not problems, "after the test: %s" % problems
 
 
@@ -1117,4 +1127,6 @@ def fixture_setup(request, setup):
         if problems or request.session.testsfailed > failed_before:
             print("exit codes: %s" % codes)
             print(setup.logs())
+        else:
+            setup.drop_logs()
     assert not problems, "after the tests: %s" % problems

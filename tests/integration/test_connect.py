@@ -3,14 +3,13 @@ HTTP/2 implementation independent of the gateway's nghttp2, through the QUIC
 tunnel to warren-heartbeat and on to backend.py."""
 
 import os
-import signal
 import time
 
 import pytest
 
 import backend
 import harness
-from harness import H2Client, Setup, StreamReset, Timeout, http_over, http_response, http_send
+from harness import Setup, StreamReset, Timeout, http_over, http_response, http_send
 
 MB100 = 100 << 20
 HELLO = b"hello from the laptop\n"
@@ -209,16 +208,19 @@ def test_connect_over_unix_socket():
 def test_untrusted_gateway_key_rejected():
     other = os.path.join(harness.make_secret_dir(), "other.key")
     other_id, _ = harness.run_id(harness.GATEWAY, other)
-    with harness.started(Setup("untrusted", edge=False, trust_override=other_id)) as s:
-        mark = s.agent.log_size()
-        with s.h2() as c:
-            st = c.connect(s.target, s.agent_id)
-            assert st.wait_response(60) == 502
-            assert st.header("x-warren-error"), st.headers
-        s.agent.wait_log(r"(?i)reject|untrusted|not trusted|unknown gateway|denied", timeout=10, since=mark)
-        assert s.quic_connections() == 0
-    os.unlink(other)
-    os.rmdir(os.path.dirname(other))
+    try:
+        with harness.started(Setup("untrusted", edge=False, trust_override=other_id)) as s:
+            mark = s.agent.log_size()
+            with s.h2() as c:
+                st = c.connect(s.target, s.agent_id)
+                assert st.wait_response(60) == 502
+                assert st.header("x-warren-error"), st.headers
+                c.ping()  # only that stream failed
+            s.agent.wait_log(r"(?i)reject|untrusted|not trusted", timeout=10, since=mark)
+            assert s.quic_connections() == 0
+    finally:
+        os.unlink(other)
+        os.rmdir(os.path.dirname(other))
 
 
 def test_agent_killed_mid_transfer_then_restarted():
@@ -245,6 +247,11 @@ def test_agent_killed_mid_transfer_then_restarted():
                     assert got < n
             assert not isinstance(ei.value, Timeout), "no error within 90s of killing the agent"
             print("client saw %r %.2fs after the kill" % (ei.value, time.monotonic() - t0))
+            # only that stream fails: the h2 connection (Envoy's, shared by every
+            # tunnel) must survive the agent's death
+            assert c.error is None, "the gateway dropped the whole h2 connection: %s" % c.error
+            assert isinstance(ei.value, StreamReset) and ei.value.remote, ei.value
+            c.ping()
 
             s.start_agent()  # same identity, same UDP port
             st2 = c.connect(s.target, s.agent_id)

@@ -4,7 +4,11 @@
  * QUIC keeps pointers to stream data until the peer acknowledges it (and
  * retransmits from them), so a send buffer must not realloc. The queue holds
  * three cursors over one byte sequence: acknowledged | sent | appended.
- * wr_bufq_append() adds at the tail (up to |cap| unacknowledged bytes),
+ * |cap| bounds the bytes not yet sent: that is the application's
+ * backpressure. Bytes sent but not yet acknowledged are bounded by the
+ * peer's flow-control window, so they need no cap of their own (capping them
+ * would cap the bandwidth-delay product of the stream).
+ * wr_bufq_append() adds at the tail (up to |cap| unsent bytes),
  * wr_bufq_peek() exposes the unsent bytes, wr_bufq_sent() advances the send
  * cursor and wr_bufq_ack() frees from the head.
  */
@@ -45,7 +49,7 @@ void wr_bufq_sent(wr_bufq *q, size_t n);
 void wr_bufq_ack(wr_bufq *q, size_t n);
 
 static inline size_t wr_bufq_space(const wr_bufq *q) {
-  return q->cap > q->len ? q->cap - q->len : 0;
+  return q->cap > q->unsent ? q->cap - q->unsent : 0;
 }
 
 #endif

@@ -21,8 +21,8 @@
 typedef uint8_t wr_pubkey[WR_PUBKEY_LEN];
 
 typedef struct wr_identity {
-  uint8_t seed[WR_SEED_LEN];  /* secret: never logged */
-  uint8_t sk[WR_SECKEY_LEN];  /* libsodium secret key (seed || pk) */
+  uint8_t seed[WR_SEED_LEN]; /* secret: never logged */
+  uint8_t sk[WR_SECKEY_LEN]; /* libsodium secret key (seed || pk) */
   wr_pubkey pk;
 } wr_identity;
 

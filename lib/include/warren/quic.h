@@ -58,18 +58,18 @@ struct wr_quic_cbs {
 
 struct wr_quic_config {
   uv_loop_t *loop;
-  const wr_identity *id;       /* borrowed; must outlive the endpoint */
-  const char *bind;            /* "ip:port", e.g. "127.0.0.1:0" */
-  int server;                  /* accept incoming connections */
-  const wr_pubkey *trusted;    /* server: peer keys accepted (borrowed) */
+  const wr_identity *id;    /* borrowed; must outlive the endpoint */
+  const char *bind;         /* "ip:port", e.g. "127.0.0.1:0" */
+  int server;               /* accept incoming connections */
+  const wr_pubkey *trusted; /* server: peer keys accepted (borrowed) */
   size_t ntrusted;
-  uint64_t idle_timeout_ms;    /* 0: 30000 */
-  uint64_t keepalive_ms;       /* 0: 10000; PING while idle to keep NAT state */
+  uint64_t idle_timeout_ms;      /* 0: 30000 */
+  uint64_t keepalive_ms;         /* 0: 10000; PING while idle to keep NAT state */
   uint64_t handshake_timeout_ms; /* 0: 5000 */
-  uint64_t stream_window;      /* 0: 1 MiB; per-stream receive window */
-  uint64_t conn_window;        /* 0: 32 MiB; per-connection receive window */
-  uint64_t max_streams;        /* 0: 4096; concurrent bidi streams the peer may open */
-  size_t stream_sndbuf;        /* 0: 256 KiB; per-stream send buffer cap */
+  uint64_t stream_window;        /* 0: 1 MiB; per-stream receive window */
+  uint64_t conn_window;          /* 0: 32 MiB; per-connection receive window */
+  uint64_t max_streams;          /* 0: 4096; concurrent bidi streams the peer may open */
+  size_t stream_sndbuf;          /* 0: 256 KiB; per-stream send buffer cap */
   const struct wr_quic_cbs *cbs;
   void *ud;
 };
@@ -123,6 +123,9 @@ void wr_qstream_set_cbs(wr_qstream *s, const struct wr_qstream_cbs *cbs, void *u
 int wr_qstream_write(wr_qstream *s, const uint8_t *data, size_t len, int fin);
 /* wr_qstream_write_space tells how many bytes a write would accept now. */
 size_t wr_qstream_write_space(const wr_qstream *s);
+/* wr_qstream_want_writable asks for one on_writable call once the send
+ * buffer is at most half full (for callers that size reads by write_space). */
+void wr_qstream_want_writable(wr_qstream *s);
 /* wr_qstream_consume returns |n| received bytes of credit to the peer. */
 void wr_qstream_consume(wr_qstream *s, size_t n);
 /* wr_qstream_reset aborts both directions with |app_err|; on_close follows. */

@@ -37,16 +37,16 @@
 
 #include "warren/identity.h"
 
-#define WR_ROUTES_MAX 4096      /* routes per file */
+#define WR_ROUTES_MAX 4096            /* routes per file */
 #define WR_ROUTES_FILE_MAX (4u << 20) /* bytes per file */
 
 struct wr_route {
-  char *hostname;       /* lowercase; exact, or "*.example.com" wildcard */
-  char *proxy;          /* HTTPProxy metadata.name */
-  char *connector;      /* Connector metadata.name */
+  char *hostname;  /* lowercase; exact, or "*.example.com" wildcard */
+  char *proxy;     /* HTTPProxy metadata.name */
+  char *connector; /* Connector metadata.name */
   wr_pubkey endpoint_id;
-  char *node_addr;      /* "ip:port" (v6 as "[ip]:port") of the node's first address */
-  char *target;         /* "host:port" on the node's side, from the backend endpoint URL */
+  char *node_addr; /* "ip:port" (v6 as "[ip]:port") of the node's first address */
+  char *target;    /* "host:port" on the node's side, from the backend endpoint URL */
 };
 
 struct wr_routes {

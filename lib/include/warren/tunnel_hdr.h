@@ -43,8 +43,8 @@ struct wr_thdr_req {
 };
 
 struct wr_thdr_resp {
-  uint16_t code;                        /* enum wr_thdr_code */
-  char reason[WR_THDR_REASON_MAX + 1];  /* human-readable; optional */
+  uint16_t code;                       /* enum wr_thdr_code */
+  char reason[WR_THDR_REASON_MAX + 1]; /* human-readable; optional */
 };
 
 /* Encoders write the whole frame into |out| and return its length, or
