@@ -38,6 +38,10 @@
 #define SEND_CHUNK 16384
 #define MAX_VEC 16
 #define STATIC_SECRET_LEN 32
+/* Consecutive probe timeouts after which the peer is declared dead. PTOs
+ * back off exponentially from about one RTT, so this adapts to the path:
+ * ~1.5 s on loopback, well under the idle timeout on most paths. */
+#define MAX_PTO 6
 
 struct wr_qstream {
   wr_qconn *conn;
@@ -968,8 +972,10 @@ static int conn_write(wr_qconn *c) {
         flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
       sid = s->id;
     }
-    nwrite = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, q->txbuf + off, maxpkt, &ndatalen,
-                                       flags, sid, nvec ? vec : NULL, nvec, ts);
+    /* The buffer offered is the largest datagram, not the current path
+     * size: PMTUD probes are bigger than the path size they test. */
+    nwrite = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, q->txbuf + off, WR_PATH_MAX_DGRAM,
+                                       &ndatalen, flags, sid, nvec ? vec : NULL, nvec, ts);
     if (s != NULL && ndatalen >= 0) {
       wr_bufq_sent(&s->sendq, (size_t)ndatalen);
       if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && (size_t)ndatalen == total)
@@ -1023,7 +1029,7 @@ static int conn_write(wr_qconn *c) {
     if (off == 0)
       seg = (size_t)nwrite;
     off += (size_t)nwrite;
-    if ((size_t)nwrite < seg || off + maxpkt > WR_PATH_MAX_BATCH) {
+    if ((size_t)nwrite < seg || off + WR_PATH_MAX_DGRAM > WR_PATH_MAX_BATCH) {
       if (send_batch(c, off, seg) != 0) {
         off = 0;
         break;
@@ -1185,6 +1191,19 @@ static void on_timer(uv_timer_t *t) {
   if (rv != 0) {
     conn_fail(c, rv);
     return;
+  }
+  if (c->ready) {
+    ngtcp2_conn_stat st;
+
+    ngtcp2_conn_get_conn_stat(c->conn, &st);
+    if (st.pto_count >= MAX_PTO) {
+      char desc[96];
+
+      log_info("quic: %s: no acknowledgment after %zu probes: peer gone",
+               wr_qconn_describe(c, desc, sizeof(desc)), st.pto_count);
+      conn_close_now(c, WR_ERR_TIMEOUT);
+      return;
+    }
   }
   (void)conn_write(c);
 }
