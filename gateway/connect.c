@@ -1,5 +1,6 @@
 /* connect.c - the HTTP/2 CONNECT listener: one tunnel per request stream. */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "connect.h"
 #include "edge_tls.h"
 #include "h2server.h"
+#include "h2tunnel.h"
 #include "tunnel.h"
 
 #define CN_STREAM_WINDOW (1 << 20)                 /* SETTINGS_INITIAL_WINDOW_SIZE */
@@ -47,28 +49,29 @@ enum cn_state {
 
 struct cn_conn;
 
+/* A request stream: the shared stream-to-tunnel bridge (h2tunnel.h) plus
+ * the CONNECT request. The tunnel's bytes pass through unchanged both ways. */
 struct cn_stream {
+  struct gw_h2tun ht;
   struct cn_conn *cc;
-  struct cn_stream *prev, *next;
-  int32_t id;
   enum cn_state state;
-  gw_tunnel *t; /* NULL once the tunnel is gone */
   char method[16];
   char authority[WR_THDR_TARGET_MAX + 1];
   char endpoint[CN_ID_MAX + 1];
   char node_addr[CN_ADDR_MAX];
   char peer[WR_THDR_PEER_MAX + 1];
-  wr_buf up;   /* client -> tunnel, not yet taken by the tunnel */
-  wr_buf down; /* tunnel -> client (or the error body), not yet framed */
-  unsigned has_path : 1, has_scheme : 1, has_protocol : 1, has_endpoint : 1, too_long : 1,
-      client_fin : 1, fin_sent : 1, eof : 1, from_tunnel : 1, h2_closed : 1;
+  unsigned has_path : 1, has_scheme : 1, has_protocol : 1, has_endpoint : 1, too_long : 1;
 };
 
 struct cn_conn {
   struct gw_pool *pool;
   struct gw_h2s *h2;
-  struct cn_stream *streams;
+  struct gw_h2tun *streams;
 };
+
+static struct cn_stream *cn_of(struct gw_h2tun *ht) {
+  return (struct cn_stream *)(void *)((char *)ht - offsetof(struct cn_stream, ht));
+}
 
 static const char *cn_strstate(enum cn_state s) {
   switch (s) {
@@ -85,231 +88,111 @@ static const char *cn_strstate(enum cn_state s) {
 }
 
 static void cn_enter_state(struct cn_stream *s, enum cn_state st) {
-  log_trace(WR_TRACE_H2, "connect: stream %d: %s -> %s", s->id, cn_strstate(s->state),
+  log_trace(WR_TRACE_H2, "connect: stream %d: %s -> %s", s->ht.id, cn_strstate(s->state),
             cn_strstate(st));
   s->state = st;
 }
 
-static nghttp2_session *cn_session(struct cn_stream *s) {
-  return gw_h2s_session(s->cc->h2);
+static void cn_del(struct gw_h2tun *ht, int session_alive) {
+  gw_h2tun_free(ht, session_alive);
+  free(cn_of(ht));
 }
 
-static void cn_stream_free(struct cn_stream *s, int session_alive) {
-  struct cn_conn *cc = s->cc;
-
-  if (s->t != NULL) {
-    gw_tunnel_abort(s->t);
-    s->t = NULL;
-  }
-  /* Give back the connection window held by bytes that will never be delivered. */
-  if (session_alive && wr_buf_len(&s->up) > 0)
-    (void)nghttp2_session_consume_connection(cn_session(s), wr_buf_len(&s->up));
-  if (s->prev != NULL)
-    s->prev->next = s->next;
-  else
-    cc->streams = s->next;
-  if (s->next != NULL)
-    s->next->prev = s->prev;
-  wr_buf_free(&s->up);
-  wr_buf_free(&s->down);
-  free(s);
-}
-
-/* cn_copy_reason writes |in| without control characters, for a header value. */
-static void cn_copy_reason(char *out, size_t outlen, const char *in) {
-  size_t i;
-
-  for (i = 0; in != NULL && in[i] != '\0' && i + 1 < outlen; i++)
-    out[i] = (in[i] >= 0x20 && in[i] < 0x7f) ? in[i] : ' ';
-  out[i] = '\0';
-}
-
-static ssize_t cn_read_data(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                            size_t length, uint32_t *flags, nghttp2_data_source *source, void *ud) {
-  struct cn_stream *s = source->ptr;
-  size_t n = wr_buf_len(&s->down);
-
-  (void)session;
-  (void)stream_id;
-  (void)ud;
-  if (n > length)
-    n = length;
-  if (n > 0) {
-    memcpy(buf, wr_buf_data(&s->down), n);
-    wr_buf_consume(&s->down, n);
-    if (s->from_tunnel && s->t != NULL)
-      gw_tunnel_consume(s->t, n);
-  }
-  if (wr_buf_len(&s->down) == 0) {
-    if (s->eof)
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-    else if (n == 0)
-      return NGHTTP2_ERR_DEFERRED;
-  }
-  return (ssize_t)n;
-}
-
-static void cn_reset(struct cn_stream *s, uint32_t code) {
-  log_trace(WR_TRACE_H2, "connect: stream %d: reset (%s)", s->id, nghttp2_http2_strerror(code));
-  if (!s->h2_closed)
-    (void)nghttp2_submit_rst_stream(cn_session(s), NGHTTP2_FLAG_NONE, s->id, code);
-  gw_h2s_flush(s->cc->h2);
+static void cn_reset(struct gw_h2tun *ht, uint32_t code) {
+  log_trace(WR_TRACE_H2, "connect: stream %d: reset (%s)", ht->id, nghttp2_http2_strerror(code));
+  gw_h2tun_rst(ht, code);
 }
 
 static void cn_respond(struct cn_stream *s, int status, const char *reason) {
-  nghttp2_data_provider prd;
-  char st[8], len[24], why[WR_THDR_REASON_MAX + 1];
-  nghttp2_nv nva[4];
-  size_t nnv = 0;
+  char why[WR_THDR_REASON_MAX + 1];
+  nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE};
   int rv;
 
-#define CN_NV(n, v)                                                                                \
-  nva[nnv++] =                                                                                     \
-      (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE}
-  snprintf(st, sizeof(st), "%d", status);
-  CN_NV(":status", st);
-  wr_buf_reset(&s->down);
   if (status == 200) {
-    s->from_tunnel = 1;
+    wr_buf_reset(&s->ht.down);
+    s->ht.from_tunnel = 1;
+    s->ht.raw_up = 1;
     cn_enter_state(s, CN_OPEN);
+    rv = gw_h2tun_respond(&s->ht, &nv, 1, 1);
   } else {
-    cn_copy_reason(why, sizeof(why), reason != NULL && *reason != '\0' ? reason : "refused");
-    log_debug("connect: stream %d (%s): %d %s", s->id, s->authority, status, why);
-    s->from_tunnel = 0;
-    s->eof = 1;
-    if (wr_buf_append(&s->down, why, strlen(why)) < 0 || wr_buf_append(&s->down, "\n", 1) < 0)
-      wr_buf_reset(&s->down);
-    snprintf(len, sizeof(len), "%zu", wr_buf_len(&s->down));
-    CN_NV("content-type", "text/plain; charset=utf-8");
-    CN_NV("content-length", len);
-    CN_NV("x-warren-error", why);
+    gw_h2tun_reason(why, sizeof(why), reason);
+    log_debug("connect: stream %d (%s): %d %s", s->ht.id, s->authority, status, why);
+    s->ht.rst_after_end = 1; /* a refusal is complete: the client may stop */
     cn_enter_state(s, CN_REFUSED);
+    rv = gw_h2tun_refuse(&s->ht, status, why);
   }
-#undef CN_NV
-  prd.source.ptr = s;
-  prd.read_callback = cn_read_data;
-  rv = nghttp2_submit_response(cn_session(s), s->id, nva, nnv, &prd);
-  if (rv != 0) {
-    log_warnx("connect: stream %d: submit response: %s", s->id, nghttp2_strerror(rv));
-    cn_reset(s, NGHTTP2_INTERNAL_ERROR);
-    return;
-  }
-  gw_h2s_flush(s->cc->h2);
+  if (rv < 0)
+    cn_reset(&s->ht, NGHTTP2_INTERNAL_ERROR);
 }
 
-/* cn_up_flush passes queued client bytes to the tunnel and opens the
- * stream's window by what the tunnel took. */
-static void cn_up_flush(struct cn_stream *s) {
+/* cn_up_flush passes queued client bytes to the tunnel, then its FIN. */
+static void cn_up_flush(struct gw_h2tun *ht) {
+  struct cn_stream *s = cn_of(ht);
   int n;
 
-  if (s->state != CN_OPEN || s->t == NULL)
+  if (s->state != CN_OPEN || ht->t == NULL)
     return;
-  while (wr_buf_len(&s->up) > 0) {
-    n = gw_tunnel_write(s->t, wr_buf_data(&s->up), wr_buf_len(&s->up), 0);
+  while (wr_buf_len(&ht->up) > 0) {
+    n = gw_h2tun_up_write(ht, SIZE_MAX);
     if (n < 0) {
-      cn_reset(s, NGHTTP2_CONNECT_ERROR);
+      cn_reset(ht, NGHTTP2_CONNECT_ERROR);
       return;
     }
     if (n == 0)
       break;
-    wr_buf_consume(&s->up, (size_t)n);
-    (void)nghttp2_session_consume(cn_session(s), s->id, (size_t)n);
-    gw_h2s_flush(s->cc->h2);
   }
-  if (wr_buf_len(&s->up) == 0 && s->client_fin && !s->fin_sent) {
-    if (gw_tunnel_write(s->t, NULL, 0, 1) < 0) {
-      cn_reset(s, NGHTTP2_CONNECT_ERROR);
-      return;
-    }
-    s->fin_sent = 1;
-  }
+  if (wr_buf_len(&ht->up) == 0 && ht->client_fin && !ht->fin_sent && gw_h2tun_up_fin(ht) < 0)
+    cn_reset(ht, NGHTTP2_CONNECT_ERROR);
 }
 
-static void cn_resume(struct cn_stream *s) {
-  if (!s->h2_closed)
-    (void)nghttp2_session_resume_data(cn_session(s), s->id);
-  gw_h2s_flush(s->cc->h2);
+static int cn_may_linger(struct gw_h2tun *ht) {
+  return cn_of(ht)->state == CN_OPEN && ht->client_fin && ht->eof;
 }
 
-/* Tunnel callbacks. They only change state and schedule output; nghttp2
- * runs from the loop (gw_h2s_flush), never inside them. */
+/* Tunnel events (h2tunnel.h). */
 
-static void cn_on_open(gw_tunnel *t, int status, const char *reason, void *ud) {
-  struct cn_stream *s = ud;
+static void cn_on_open(struct gw_h2tun *ht, int status, const char *reason) {
+  struct cn_stream *s = cn_of(ht);
 
-  (void)t;
   if (s->state != CN_OPENING)
     return;
-  if (s->h2_closed) {
-    gw_tunnel_abort(s->t);
-    s->t = NULL;
-    cn_stream_free(s, 1);
-    return;
-  }
   cn_respond(s, status, reason);
   if (status == 200)
-    cn_up_flush(s);
+    cn_up_flush(ht);
 }
 
-static void cn_on_data(gw_tunnel *t, const uint8_t *data, size_t len, void *ud) {
-  struct cn_stream *s = ud;
-
-  (void)t;
-  if (s->state != CN_OPEN || s->h2_closed)
+static void cn_on_data(struct gw_h2tun *ht, const uint8_t *data, size_t len) {
+  if (cn_of(ht)->state != CN_OPEN || ht->h2_closed)
     return;
-  if (wr_buf_append(&s->down, data, len) < 0) {
-    log_warnx("connect: stream %d: tunnel sent past its window", s->id);
-    cn_reset(s, NGHTTP2_INTERNAL_ERROR);
+  if (wr_buf_append(&ht->down, data, len) < 0) {
+    log_warnx("connect: stream %d: tunnel sent past its window", ht->id);
+    cn_reset(ht, NGHTTP2_INTERNAL_ERROR);
     return;
   }
-  cn_resume(s);
+  gw_h2tun_resume(ht);
 }
 
-static void cn_on_eof(gw_tunnel *t, void *ud) {
-  struct cn_stream *s = ud;
-
-  (void)t;
-  if (s->state != CN_OPEN)
+static void cn_on_eof(struct gw_h2tun *ht) {
+  if (cn_of(ht)->state != CN_OPEN)
     return;
-  s->eof = 1;
-  cn_resume(s);
+  ht->eof = 1;
+  gw_h2tun_resume(ht);
 }
 
-static void cn_on_writable(gw_tunnel *t, void *ud) {
-  (void)t;
-  cn_up_flush(ud);
-}
+static void cn_on_close(struct gw_h2tun *ht, int err) {
+  struct cn_stream *s = cn_of(ht);
 
-static void cn_on_close(gw_tunnel *t, int err, void *ud) {
-  struct cn_stream *s = ud;
-
-  (void)t;
-  s->t = NULL;
-  log_trace(WR_TRACE_H2, "connect: stream %d: tunnel closed (%s)", s->id,
-            err != 0 ? wr_strerror(err) : "ok");
-  if (s->h2_closed) {
-    cn_stream_free(s, 1);
-    return;
-  }
   if (s->state == CN_OPENING) {
     cn_respond(s, 502, wr_strerror(err != 0 ? err : WR_ERR_CLOSED));
   } else if (s->state == CN_OPEN) {
     if (err != 0) {
-      cn_reset(s, NGHTTP2_CONNECT_ERROR);
-    } else if (!s->eof) {
-      s->eof = 1;
-      cn_resume(s);
+      cn_reset(ht, NGHTTP2_CONNECT_ERROR);
+    } else if (!ht->eof) {
+      ht->eof = 1;
+      gw_h2tun_resume(ht);
     }
   }
 }
-
-static const struct gw_tunnel_cbs cn_tunnel_cbs = {
-    .on_open = cn_on_open,
-    .on_data = cn_on_data,
-    .on_eof = cn_on_eof,
-    .on_writable = cn_on_writable,
-    .on_close = cn_on_close,
-};
 
 /* cn_valid_target accepts "host:port" and "[v6]:port" with a port 1-65535. */
 static int cn_valid_target(const char *a) {
@@ -342,7 +225,8 @@ static int cn_valid_target(const char *a) {
   return 1;
 }
 
-static void cn_stream_start(struct cn_stream *s) {
+static void cn_stream_start(struct gw_h2tun *ht) {
+  struct cn_stream *s = cn_of(ht);
   struct gw_tunnel_req req;
   wr_pubkey id;
   int rv;
@@ -380,33 +264,40 @@ static void cn_stream_start(struct cn_stream *s) {
   req.target = s->authority;
   req.peer = s->peer;
   cn_enter_state(s, CN_OPENING);
-  rv = gw_tunnel_open(s->cc->pool, &req, &cn_tunnel_cbs, s, &s->t);
-  if (rv < 0) {
-    s->t = NULL;
+  rv = gw_h2tun_open(ht, s->cc->pool, &req);
+  if (rv < 0)
     cn_respond(s, rv == WR_ERR_INVAL ? 400 : 503, wr_strerror(rv));
-  }
 }
 
-/* nghttp2 callbacks; user_data is the struct cn_conn. */
+static const struct gw_h2tun_ops cn_ops = {
+    .name = "connect",
+    .trace = WR_TRACE_H2,
+    .start = cn_stream_start,
+    .up_flush = cn_up_flush,
+    .reset = cn_reset,
+    .may_linger = cn_may_linger,
+    .on_open = cn_on_open,
+    .on_data = cn_on_data,
+    .on_eof = cn_on_eof,
+    .on_close = cn_on_close,
+    .del = cn_del,
+};
+
+/* nghttp2 callbacks for the request head; user_data is the struct cn_conn.
+ * h2tunnel.c handles the rest of the stream. */
 
 static int cn_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud) {
   struct cn_conn *cc = ud;
   struct cn_stream *s;
 
+  (void)session;
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0;
   s = calloc(1, sizeof(*s));
   if (s == NULL)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
   s->cc = cc;
-  s->id = frame->hd.stream_id;
-  wr_buf_init(&s->up, CN_UP_MAX);
-  wr_buf_init(&s->down, CN_DOWN_MAX);
-  s->next = cc->streams;
-  if (cc->streams != NULL)
-    cc->streams->prev = s;
-  cc->streams = s;
-  nghttp2_session_set_stream_user_data(session, s->id, s);
+  gw_h2tun_init(&s->ht, &cc->streams, cc->h2, frame->hd.stream_id, &cn_ops, CN_UP_MAX, CN_DOWN_MAX);
   return 0;
 }
 
@@ -422,16 +313,16 @@ static void cn_store(struct cn_stream *s, char *dst, size_t dstlen, const uint8_
 static int cn_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
                         size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                         void *ud) {
+  struct gw_h2tun *ht;
   struct cn_stream *s;
   size_t n;
 
   (void)flags;
   (void)ud;
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+  ht = gw_h2tun_request(session, frame);
+  if (ht == NULL)
     return 0;
-  s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-  if (s == NULL)
-    return 0;
+  s = cn_of(ht);
 #define CN_IS(lit) (namelen == sizeof(lit) - 1 && memcmp(name, lit, namelen) == 0)
   if (CN_IS(":method")) {
     cn_store(s, s->method, sizeof(s->method), value, valuelen);
@@ -461,117 +352,10 @@ static int cn_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
   return 0;
 }
 
-static int cn_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud) {
-  struct cn_stream *s;
-
-  (void)ud;
-  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
-    return 0;
-  s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-  if (s == NULL)
-    return 0;
-  if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
-    s->client_fin = 1;
-  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
-      s->state == CN_HEADERS)
-    cn_stream_start(s);
-  else if (s->client_fin)
-    cn_up_flush(s);
-  return 0;
-}
-
-static int cn_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
-                            const uint8_t *data, size_t len, void *ud) {
-  struct cn_stream *s;
-  int n = 0;
-
-  (void)flags;
-  (void)ud;
-  s = nghttp2_session_get_stream_user_data(session, stream_id);
-  if (s == NULL || (s->state != CN_OPENING && s->state != CN_OPEN)) {
-    (void)nghttp2_session_consume(session, stream_id, len);
-    return 0;
-  }
-  if (s->state == CN_OPEN && s->t != NULL && wr_buf_len(&s->up) == 0) {
-    n = gw_tunnel_write(s->t, data, len, 0);
-    if (n < 0) {
-      (void)nghttp2_session_consume(session, stream_id, len);
-      cn_reset(s, NGHTTP2_CONNECT_ERROR);
-      return 0;
-    }
-    if (n > 0)
-      (void)nghttp2_session_consume(session, stream_id, (size_t)n);
-  }
-  if ((size_t)n < len && wr_buf_append(&s->up, data + n, len - (size_t)n) < 0) {
-    /* Cannot happen while the peer respects our window. */
-    (void)nghttp2_session_consume(session, stream_id, len - (size_t)n);
-    cn_reset(s, NGHTTP2_FLOW_CONTROL_ERROR);
-  }
-  return 0;
-}
-
-static int cn_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud) {
-  struct cn_stream *s;
-
-  (void)ud;
-  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
-      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-    return 0;
-  s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-  /* A refusal is complete: ask the client to stop sending (RFC 9113 §8.1). */
-  if (s != NULL && s->state == CN_REFUSED &&
-      !nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id))
-    (void)nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                                    NGHTTP2_NO_ERROR);
-  return 0;
-}
-
-static int cn_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
-                              void *ud) {
-  struct cn_stream *s;
-
-  (void)ud;
-  s = nghttp2_session_get_stream_user_data(session, stream_id);
-  if (s == NULL)
-    return 0;
-  log_trace(WR_TRACE_H2, "connect: stream %d: closed (%s)", stream_id,
-            nghttp2_http2_strerror(error_code));
-  s->h2_closed = 1;
-  /* A clean close (both END_STREAMs) leaves the tunnel to deliver the FIN and
-   * report on_close; anything else aborts it. */
-  if (s->t != NULL &&
-      (error_code != NGHTTP2_NO_ERROR || s->state != CN_OPEN || !s->client_fin || !s->eof)) {
-    gw_tunnel_abort(s->t);
-    s->t = NULL;
-  }
-  if (s->t == NULL)
-    cn_stream_free(s, 1);
-  return 0;
-}
-
-static int cn_on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame,
-                               int lib_error_code, void *ud) {
-  (void)session;
-  (void)ud;
-  log_trace(WR_TRACE_H2, "connect: stream %d: invalid frame: %s", frame->hd.stream_id,
-            nghttp2_strerror(lib_error_code));
-  return 0;
-}
-
-static int cn_on_error(nghttp2_session *session, int lib_error_code, const char *msg, size_t len,
-                       void *ud) {
-  (void)session;
-  (void)lib_error_code;
-  (void)ud;
-  log_trace(WR_TRACE_H2, "connect: h2: %.*s", (int)len, msg);
-  return 0;
-}
-
 static void cn_teardown(void *ud) {
   struct cn_conn *cc = ud;
 
-  while (cc->streams != NULL)
-    cn_stream_free(cc->streams, 0);
+  gw_h2tun_del_all(&cc->streams);
   free(cc);
 }
 
@@ -641,20 +425,7 @@ static void cn_on_listener_closed(uv_handle_t *h) {
 }
 
 static int cn_callbacks(nghttp2_session_callbacks **out) {
-  nghttp2_session_callbacks *cbs;
-
-  if (nghttp2_session_callbacks_new(&cbs) != 0)
-    return WR_ERR_NOMEM;
-  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cn_on_begin_headers);
-  nghttp2_session_callbacks_set_on_header_callback(cbs, cn_on_header);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cn_on_frame_recv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cn_on_data_chunk);
-  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, cn_on_frame_send);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cn_on_stream_close);
-  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, cn_on_invalid_frame);
-  nghttp2_session_callbacks_set_error_callback2(cbs, cn_on_error);
-  *out = cbs;
-  return 0;
+  return gw_h2tun_callbacks_new(out, cn_on_begin_headers, cn_on_header);
 }
 
 int gw_connect_new(struct gw_connect **out, uv_loop_t *loop, struct gw_pool *pool,

@@ -1,5 +1,6 @@
 /* http2.c - the edge's HTTP/2 handler: one tunnel per request stream. */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "warren/routes.h"
 
 #include "h2server.h"
+#include "h2tunnel.h"
 #include "http2.h"
 #include "tunnel.h"
 
@@ -43,12 +45,12 @@ struct h2e_field {
 
 struct h2e_conn;
 
+/* A request stream: the shared stream-to-tunnel bridge (h2tunnel.h) plus
+ * the HTTP/1.1 translation both ways. */
 struct h2e_stream {
+  struct gw_h2tun ht; /* |up|: client DATA; |down|: body bytes (or our error text) */
   struct h2e_conn *hc;
-  struct h2e_stream *prev, *next;
-  int32_t id;
   enum h2e_state state;
-  gw_tunnel *t; /* NULL once the tunnel is gone */
   /* The request head, until it is serialised into |out|. */
   char method[H2E_METHOD_MAX + 1];
   char host[H2E_HOST_MAX + 1];
@@ -57,27 +59,23 @@ struct h2e_stream {
   wr_buf cookie; /* cookie crumbs joined with "; " (RFC 9113 §8.2.3) */
   /* Towards the service. */
   wr_buf out;        /* the request head, then chunk framing */
-  wr_buf up;         /* client DATA the tunnel has not taken; not yet acknowledged */
-  size_t chunk_left; /* bytes of |up| announced by the last chunk-size line */
+  size_t chunk_left; /* bytes of |ht.up| announced by the last chunk-size line */
   /* From the service. */
   http_parser parser;
   wr_buf rhead; /* names (lowercased) and values of the response head */
   struct h2e_field *rf;
   size_t nrf;
-  wr_buf down;            /* body bytes (or our error text) not framed yet */
-  size_t body_in;         /* bytes the current on_data added to |down| */
+  size_t body_in;         /* bytes the current on_data added to |ht.down| */
   const char *bad_reason; /* why a parser callback failed */
   unsigned has_host : 1, has_clen : 1, too_big : 1, bad_path : 1, is_head : 1, chunked : 1,
-      client_fin : 1, end_queued : 1, fin_sent : 1, up_dead : 1, in_value : 1, interim : 1,
-      head_done : 1, resp_sent : 1, msg_done : 1, eof : 1, cut : 1, tunnel_eof : 1, from_tunnel : 1,
-      h2_closed : 1;
+      end_queued : 1, in_value : 1, interim : 1, head_done : 1, msg_done : 1, tunnel_eof : 1;
 };
 
 struct h2e_conn {
   const struct gw_edge_env *env;
   struct gw_h2s *h2;
   struct gw_conn *c;
-  struct h2e_stream *streams;
+  struct gw_h2tun *streams;
   size_t nstreams;
   int tls;
   char xff[GW_CONN_PEER_MAX]; /* the client's address without the port */
@@ -90,23 +88,13 @@ static const char *h2e_strstate(enum h2e_state s) {
 }
 
 static void h2e_enter_state(struct h2e_stream *s, enum h2e_state st) {
-  log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: %s -> %s", gw_conn_peer(s->hc->c), s->id,
+  log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: %s -> %s", gw_conn_peer(s->hc->c), s->ht.id,
             h2e_strstate(s->state), h2e_strstate(st));
   s->state = st;
 }
 
-static nghttp2_session *h2e_session(struct h2e_stream *s) {
-  return gw_h2s_session(s->hc->h2);
-}
-
-/* h2e_drop_up gives back the window held by client DATA that will never
- * reach the service, and makes later DATA be acknowledged on arrival. */
-static void h2e_drop_up(struct h2e_stream *s) {
-  s->up_dead = 1;
-  if (wr_buf_len(&s->up) > 0)
-    (void)nghttp2_session_consume(h2e_session(s), s->id, wr_buf_len(&s->up));
-  wr_buf_reset(&s->up);
-  gw_h2s_flush(s->hc->h2);
+static struct h2e_stream *h2e_of(struct gw_h2tun *ht) {
+  return (struct h2e_stream *)(void *)((char *)ht - offsetof(struct h2e_stream, ht));
 }
 
 static void h2e_free_request(struct h2e_stream *s) {
@@ -122,86 +110,30 @@ static void h2e_free_rhead(struct h2e_stream *s) {
   s->nrf = 0;
 }
 
-static void h2e_abort_tunnel(struct h2e_stream *s) {
-  if (s->t != NULL) {
-    gw_tunnel_abort(s->t);
-    s->t = NULL;
-  }
-}
-
-/* h2e_stream_free releases |s|; with |session_alive|, once the session
- * knows the stream is closed (its client DATA was given back then). */
-static void h2e_stream_free(struct h2e_stream *s, int session_alive) {
+/* h2e_del releases the stream; with |session_alive|, once the session
+ * knows the stream is closed. */
+static void h2e_del(struct gw_h2tun *ht, int session_alive) {
+  struct h2e_stream *s = h2e_of(ht);
   struct h2e_conn *hc = s->hc;
 
-  h2e_abort_tunnel(s);
-  if (s->prev != NULL)
-    s->prev->next = s->next;
-  else
-    hc->streams = s->next;
-  if (s->next != NULL)
-    s->next->prev = s->prev;
+  gw_h2tun_free(ht, session_alive);
   if (--hc->nstreams == 0 && session_alive)
     gw_conn_set_timeout(hc->c, GW_HTTP2_IDLE_TIMEOUT_MS);
   h2e_free_request(s);
   h2e_free_rhead(s);
   wr_buf_free(&s->out);
-  wr_buf_free(&s->up);
-  wr_buf_free(&s->down);
   free(s);
 }
 
-static void h2e_reset(struct h2e_stream *s, uint32_t code) {
-  log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: reset (%s)", gw_conn_peer(s->hc->c), s->id,
+static void h2e_reset(struct gw_h2tun *ht, uint32_t code) {
+  struct h2e_stream *s = h2e_of(ht);
+
+  log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: reset (%s)", gw_conn_peer(s->hc->c), ht->id,
             nghttp2_http2_strerror(code));
   if (s->state != H2E_REFUSED)
     h2e_enter_state(s, H2E_REFUSED);
-  if (!s->h2_closed)
-    (void)nghttp2_submit_rst_stream(h2e_session(s), NGHTTP2_FLAG_NONE, s->id, code);
-  h2e_drop_up(s);
-}
-
-static void h2e_resume(struct h2e_stream *s) {
-  if (!s->h2_closed && s->resp_sent)
-    (void)nghttp2_session_resume_data(h2e_session(s), s->id);
-  gw_h2s_flush(s->hc->h2);
-}
-
-static ssize_t h2e_read_data(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                             size_t length, uint32_t *flags, nghttp2_data_source *source,
-                             void *ud) {
-  struct h2e_stream *s = source->ptr;
-  size_t n = wr_buf_len(&s->down);
-
-  (void)session;
-  (void)stream_id;
-  (void)ud;
-  if (n == 0 && s->cut)
-    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM(INTERNAL_ERROR) */
-  if (n > length)
-    n = length;
-  if (n > 0) {
-    memcpy(buf, wr_buf_data(&s->down), n);
-    wr_buf_consume(&s->down, n);
-    if (s->from_tunnel && s->t != NULL)
-      gw_tunnel_consume(s->t, n);
-  }
-  if (wr_buf_len(&s->down) == 0) {
-    if (s->eof)
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-    else if (n == 0)
-      return NGHTTP2_ERR_DEFERRED;
-  }
-  return (ssize_t)n;
-}
-
-/* h2e_copy_reason writes |in| without control characters, for a header value. */
-static void h2e_copy_reason(char *out, size_t outlen, const char *in) {
-  size_t i;
-
-  for (i = 0; in != NULL && in[i] != '\0' && i + 1 < outlen; i++)
-    out[i] = (in[i] >= 0x20 && in[i] < 0x7f) ? in[i] : ' ';
-  out[i] = '\0';
+  gw_h2tun_rst(ht, code);
+  gw_h2tun_drop_up(ht);
 }
 
 #define H2E_NV(nva, n, name, value, vlen)                                                          \
@@ -210,44 +142,20 @@ static void h2e_copy_reason(char *out, size_t outlen, const char *in) {
 
 /* h2e_respond answers the stream with our own text/plain error response. */
 static void h2e_respond(struct h2e_stream *s, int status, const char *reason) {
-  nghttp2_data_provider prd;
-  char st[8], len[24], why[H2E_REASON_MAX];
-  nghttp2_nv nva[4];
-  size_t nnv = 0;
-  int rv;
+  char why[H2E_REASON_MAX];
 
-  if (s->h2_closed)
+  if (s->ht.h2_closed)
     return;
-  if (s->resp_sent) {
-    h2e_reset(s, NGHTTP2_INTERNAL_ERROR);
+  if (s->ht.resp_sent) {
+    h2e_reset(&s->ht, NGHTTP2_INTERNAL_ERROR);
     return;
   }
-  h2e_copy_reason(why, sizeof(why), reason != NULL && *reason != '\0' ? reason : "refused");
-  log_debug("http2 %s: stream %d (%s): %d %s", gw_conn_peer(s->hc->c), s->id, s->host, status, why);
+  gw_h2tun_reason(why, sizeof(why), reason);
+  log_debug("http2 %s: stream %d (%s): %d %s", gw_conn_peer(s->hc->c), s->ht.id, s->host, status,
+            why);
   h2e_enter_state(s, H2E_REFUSED);
-  h2e_drop_up(s);
-  s->from_tunnel = 0;
-  s->eof = 1;
-  s->resp_sent = 1;
-  wr_buf_reset(&s->down);
-  if (wr_buf_append(&s->down, why, strlen(why)) < 0 || wr_buf_append(&s->down, "\n", 1) < 0)
-    wr_buf_reset(&s->down);
-  snprintf(st, sizeof(st), "%d", status);
-  snprintf(len, sizeof(len), "%zu", wr_buf_len(&s->down));
-  H2E_NV(nva, nnv, ":status", st, strlen(st));
-  H2E_NV(nva, nnv, "content-type", "text/plain; charset=utf-8",
-         strlen("text/plain; charset=utf-8"));
-  H2E_NV(nva, nnv, "content-length", len, strlen(len));
-  H2E_NV(nva, nnv, "x-warren-error", why, strlen(why));
-  prd.source.ptr = s;
-  prd.read_callback = h2e_read_data;
-  rv = nghttp2_submit_response(h2e_session(s), s->id, nva, nnv, &prd);
-  if (rv != 0) {
-    log_warnx("http2: stream %d: submit response: %s", s->id, nghttp2_strerror(rv));
-    h2e_reset(s, NGHTTP2_INTERNAL_ERROR);
-    return;
-  }
-  gw_h2s_flush(s->hc->h2);
+  if (gw_h2tun_refuse(&s->ht, status, why) < 0)
+    h2e_reset(&s->ht, NGHTTP2_INTERNAL_ERROR);
 }
 
 /* h2e_bad_response ends a stream whose service answered something that
@@ -255,18 +163,18 @@ static void h2e_respond(struct h2e_stream *s, int status, const char *reason) {
 static void h2e_bad_response(struct h2e_stream *s, const char *why) {
   char reason[H2E_REASON_MAX];
 
-  h2e_abort_tunnel(s);
+  gw_h2tun_abort(&s->ht);
   if (s->state == H2E_REFUSED)
     return;
-  if (s->resp_sent) {
+  if (s->ht.resp_sent) {
     /* The client gets the body received so far, then the reset: submitted
      * now, the RST_STREAM could overtake the HEADERS still queued. */
-    log_debug("http2 %s: stream %d (%s): response cut: %s", gw_conn_peer(s->hc->c), s->id, s->host,
-              why);
+    log_debug("http2 %s: stream %d (%s): response cut: %s", gw_conn_peer(s->hc->c), s->ht.id,
+              s->host, why);
     h2e_enter_state(s, H2E_REFUSED);
-    h2e_drop_up(s);
-    s->cut = 1;
-    h2e_resume(s);
+    gw_h2tun_drop_up(&s->ht);
+    s->ht.cut = 1;
+    gw_h2tun_resume(&s->ht);
     return;
   }
   snprintf(reason, sizeof(reason), "bad response from the service: %s", why);
@@ -279,41 +187,36 @@ static void h2e_bad_response(struct h2e_stream *s, const char *why) {
  * chunks when the length is unknown) to the tunnel, acknowledging to the
  * client only what the tunnel took. The tunnel gets its FIN once the
  * request is complete and the response has ended. */
-static void h2e_up_flush(struct h2e_stream *s) {
+static void h2e_up_flush(struct gw_h2tun *ht) {
+  struct h2e_stream *s = h2e_of(ht);
   char line[24];
   size_t want;
   int n;
 
-  if ((s->state != H2E_OPEN && s->state != H2E_RESPONSE) || s->t == NULL || s->up_dead)
+  if ((s->state != H2E_OPEN && s->state != H2E_RESPONSE) || s->ht.t == NULL || s->ht.up_dead)
     return;
   for (;;) {
     if (wr_buf_len(&s->out) > 0) {
-      n = gw_tunnel_write(s->t, wr_buf_data(&s->out), wr_buf_len(&s->out), 0);
+      n = gw_tunnel_write(s->ht.t, wr_buf_data(&s->out), wr_buf_len(&s->out), 0);
       if (n < 0)
         goto fail;
       wr_buf_consume(&s->out, (size_t)n);
       if (wr_buf_len(&s->out) > 0)
         return; /* on_writable resumes */
-    } else if (wr_buf_len(&s->up) > 0) {
+    } else if (wr_buf_len(&s->ht.up) > 0) {
       if (s->chunked && s->chunk_left == 0) {
-        s->chunk_left = wr_buf_len(&s->up);
+        s->chunk_left = wr_buf_len(&s->ht.up);
         n = snprintf(line, sizeof(line), "%zx\r\n", s->chunk_left);
         if (wr_buf_append(&s->out, line, (size_t)n) < 0)
           goto fail;
         continue;
       }
-      want = wr_buf_len(&s->up);
+      want = wr_buf_len(&s->ht.up);
       if (s->chunked && want > s->chunk_left)
         want = s->chunk_left;
-      n = gw_tunnel_write(s->t, wr_buf_data(&s->up), want, 0);
+      n = gw_h2tun_up_write(ht, want);
       if (n < 0)
         goto fail;
-      if (n > 0) {
-        wr_buf_consume(&s->up, (size_t)n);
-        if (!s->h2_closed)
-          (void)nghttp2_session_consume(h2e_session(s), s->id, (size_t)n);
-        gw_h2s_flush(s->hc->h2);
-      }
       if (s->chunked) {
         s->chunk_left -= (size_t)n;
         if (s->chunk_left == 0 && wr_buf_append(&s->out, "\r\n", 2) < 0)
@@ -321,7 +224,7 @@ static void h2e_up_flush(struct h2e_stream *s) {
       }
       if ((size_t)n < want)
         return;
-    } else if (s->client_fin && !s->end_queued) {
+    } else if (s->ht.client_fin && !s->end_queued) {
       s->end_queued = 1;
       if (s->chunked && wr_buf_append(&s->out, "0\r\n\r\n", 5) < 0)
         goto fail;
@@ -329,19 +232,16 @@ static void h2e_up_flush(struct h2e_stream *s) {
       break;
     }
   }
-  if (s->end_queued && !s->fin_sent && (s->msg_done || s->tunnel_eof)) {
-    if (gw_tunnel_write(s->t, NULL, 0, 1) < 0)
-      goto fail;
-    s->fin_sent = 1;
-  }
+  if (s->end_queued && !s->ht.fin_sent && (s->msg_done || s->tunnel_eof) && gw_h2tun_up_fin(ht) < 0)
+    goto fail;
   return;
 
 fail:
   /* The tunnel takes no more: whatever the client still sends is dropped,
    * and the tunnel's on_close or on_eof decides how the response ends. */
   log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: the tunnel takes no more of the request",
-            gw_conn_peer(s->hc->c), s->id);
-  h2e_drop_up(s);
+            gw_conn_peer(s->hc->c), s->ht.id);
+  gw_h2tun_drop_up(ht);
 }
 
 static void h2e_add(wr_buf *b, int *rv, const void *data, size_t len) {
@@ -359,7 +259,7 @@ static int h2e_build_head(struct h2e_stream *s) {
 
   no_body_method = strcmp(s->method, "POST") != 0 && strcmp(s->method, "PUT") != 0 &&
                    strcmp(s->method, "PATCH") != 0;
-  if (!s->client_fin && !s->has_clen)
+  if (!s->ht.client_fin && !s->has_clen)
     s->chunked = 1;
   h2e_adds(&s->out, &rv, s->method);
   h2e_adds(&s->out, &rv, " ");
@@ -382,17 +282,16 @@ static int h2e_build_head(struct h2e_stream *s) {
   h2e_adds(&s->out, &rv, "\r\n");
   if (s->chunked)
     h2e_adds(&s->out, &rv, "Transfer-Encoding: chunked\r\n");
-  else if (s->client_fin && !s->has_clen && !no_body_method)
+  else if (s->ht.client_fin && !s->has_clen && !no_body_method)
     h2e_adds(&s->out, &rv, "Content-Length: 0\r\n");
   h2e_adds(&s->out, &rv, "Connection: close\r\n\r\n");
   h2e_free_request(s);
   return rv;
 }
 
-static const struct gw_tunnel_cbs h2e_tunnel_cbs;
-
 /* h2e_stream_start routes a complete request head and opens its tunnel. */
-static void h2e_stream_start(struct h2e_stream *s) {
+static void h2e_stream_start(struct gw_h2tun *ht) {
+  struct h2e_stream *s = h2e_of(ht);
   const struct wr_route *r;
   struct gw_tunnel_req req;
   char why[H2E_HOST_MAX + 64];
@@ -425,18 +324,16 @@ static void h2e_stream_start(struct h2e_stream *s) {
     h2e_respond(s, 431, "request head too large");
     return;
   }
-  log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: %s %s", gw_conn_peer(s->hc->c), s->id, s->method,
-            s->host);
+  log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: %s %s", gw_conn_peer(s->hc->c), s->ht.id,
+            s->method, s->host);
   req.endpoint_id = r->endpoint_id;
   req.node_addr = r->node_addr;
   req.target = r->target;
   req.peer = gw_conn_peer(s->hc->c);
   h2e_enter_state(s, H2E_OPENING);
-  rv = gw_tunnel_open(s->hc->env->pool, &req, &h2e_tunnel_cbs, s, &s->t);
-  if (rv < 0) {
-    s->t = NULL;
+  rv = gw_h2tun_open(ht, s->hc->env->pool, &req);
+  if (rv < 0)
     h2e_respond(s, 502, wr_strerror(rv));
-  }
 }
 
 /* From the service: http-parser callbacks in response mode. */
@@ -558,7 +455,6 @@ static int h2e_hop_by_hop(struct h2e_stream *s, const uint8_t *name, size_t len)
  * interim (1xx) one. Returns 0 or WR_ERR_NOMEM/WR_ERR_PROTO. */
 static int h2e_submit_head(struct h2e_stream *s, int status, int final, int body) {
   const uint8_t *b = wr_buf_data(&s->rhead);
-  nghttp2_data_provider prd;
   nghttp2_nv *nva;
   const uint8_t *v;
   size_t nnv = 0, i, vlen;
@@ -592,20 +488,20 @@ static int h2e_submit_head(struct h2e_stream *s, int status, int final, int body
     nva[nnv++] = (nghttp2_nv){(uint8_t *)(b + f->name_off), (uint8_t *)v, f->name_len, vlen,
                               NGHTTP2_NV_FLAG_NONE};
   }
-  if (!final) {
-    rv = nghttp2_submit_headers(h2e_session(s), NGHTTP2_FLAG_NONE, s->id, NULL, nva, nnv, NULL);
+  if (final) {
+    rv = gw_h2tun_respond(&s->ht, nva, nnv, body);
   } else {
-    prd.source.ptr = s;
-    prd.read_callback = h2e_read_data;
-    rv = nghttp2_submit_response(h2e_session(s), s->id, nva, nnv, body ? &prd : NULL);
+    rv = nghttp2_submit_headers(gw_h2tun_session(&s->ht), NGHTTP2_FLAG_NONE, s->ht.id, NULL, nva,
+                                nnv, NULL);
+    if (rv != 0) {
+      log_warnx("http2: stream %d: submit headers: %s", s->ht.id, nghttp2_strerror(rv));
+      rv = WR_ERR_PROTO;
+    } else {
+      gw_h2s_flush(s->hc->h2);
+    }
   }
   free(nva);
-  if (rv < 0) {
-    log_warnx("http2: stream %d: submit response: %s", s->id, nghttp2_strerror(rv));
-    return WR_ERR_PROTO;
-  }
-  gw_h2s_flush(s->hc->h2);
-  return 0;
+  return rv;
 }
 
 static int h2e_on_headers_complete(http_parser *p) {
@@ -634,9 +530,8 @@ static int h2e_on_headers_complete(http_parser *p) {
     s->bad_reason = "cannot pass on the response head";
     return -1;
   }
-  log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: %d", gw_conn_peer(s->hc->c), s->id, status);
-  s->resp_sent = 1;
-  s->from_tunnel = 1;
+  log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: %d", gw_conn_peer(s->hc->c), s->ht.id, status);
+  s->ht.from_tunnel = 1;
   h2e_enter_state(s, H2E_RESPONSE);
   h2e_free_rhead(s);
   return nobody ? 1 : 0;
@@ -645,7 +540,7 @@ static int h2e_on_headers_complete(http_parser *p) {
 static int h2e_on_body(http_parser *p, const char *at, size_t len) {
   struct h2e_stream *s = p->data;
 
-  if (wr_buf_append(&s->down, at, len) < 0) {
+  if (wr_buf_append(&s->ht.down, at, len) < 0) {
     s->bad_reason = "the tunnel sent past its window";
     return -1;
   }
@@ -661,7 +556,7 @@ static int h2e_on_message_complete(http_parser *p) {
     return 0;
   }
   s->msg_done = 1;
-  s->eof = 1;
+  s->ht.eof = 1;
   http_parser_pause(p, 1); /* what follows the response is not ours to parse */
   return 0;
 }
@@ -678,22 +573,22 @@ static const http_parser_settings h2e_parser_settings = {
 /* Tunnel callbacks. They only change state and schedule output; nghttp2
  * sends from the loop (gw_h2s_flush), never inside them. */
 
-static void h2e_on_open(gw_tunnel *t, int status, const char *reason, void *ud) {
-  struct h2e_stream *s = ud;
+static void h2e_on_open(struct gw_h2tun *ht, int status, const char *reason) {
+  struct h2e_stream *s = h2e_of(ht);
 
-  (void)t;
   if (s->state != H2E_OPENING)
     return;
   if (status != 200) {
-    h2e_respond(s, status, reason != NULL ? reason : "refused"); /* on_close follows */
+    h2e_respond(s, status, reason); /* on_close follows */
     return;
   }
   h2e_enter_state(s, H2E_OPEN);
-  h2e_up_flush(s);
+  h2e_up_flush(ht);
 }
 
-static void h2e_on_data(gw_tunnel *t, const uint8_t *data, size_t len, void *ud) {
-  struct h2e_stream *s = ud;
+static void h2e_on_data(struct gw_h2tun *ht, const uint8_t *data, size_t len) {
+  struct h2e_stream *s = h2e_of(ht);
+  gw_tunnel *t = ht->t;
   enum http_errno e;
 
   if ((s->state != H2E_OPEN && s->state != H2E_RESPONSE) || s->msg_done) {
@@ -710,15 +605,14 @@ static void h2e_on_data(gw_tunnel *t, const uint8_t *data, size_t len, void *ud)
     h2e_bad_response(s, s->bad_reason != NULL ? s->bad_reason : http_errno_description(e));
     return;
   }
-  h2e_resume(s);
+  gw_h2tun_resume(ht);
   if (s->msg_done)
-    h2e_up_flush(s);
+    h2e_up_flush(ht);
 }
 
-static void h2e_on_eof(gw_tunnel *t, void *ud) {
-  struct h2e_stream *s = ud;
+static void h2e_on_eof(struct gw_h2tun *ht) {
+  struct h2e_stream *s = h2e_of(ht);
 
-  (void)t;
   s->tunnel_eof = 1;
   if ((s->state == H2E_OPEN || s->state == H2E_RESPONSE) && !s->msg_done) {
     /* The end of a body delimited by the connection's close. */
@@ -729,44 +623,46 @@ static void h2e_on_eof(gw_tunnel *t, void *ud) {
                               : "the connection closed before the end of the response");
       return;
     }
-    h2e_resume(s);
+    gw_h2tun_resume(ht);
   }
-  h2e_up_flush(s);
+  h2e_up_flush(ht);
 }
 
-static void h2e_on_writable(gw_tunnel *t, void *ud) {
-  (void)t;
-  h2e_up_flush(ud);
-}
+static void h2e_on_close(struct gw_h2tun *ht, int err) {
+  struct h2e_stream *s = h2e_of(ht);
 
-static void h2e_on_close(gw_tunnel *t, int err, void *ud) {
-  struct h2e_stream *s = ud;
-
-  (void)t;
-  s->t = NULL;
-  log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: tunnel closed (%s)", gw_conn_peer(s->hc->c), s->id,
-            err != 0 ? wr_strerror(err) : "ok");
-  if (s->h2_closed) {
-    h2e_stream_free(s, 1);
-    return;
-  }
-  if (!s->up_dead)
-    h2e_drop_up(s);
+  if (!ht->up_dead)
+    gw_h2tun_drop_up(ht);
   if (s->state == H2E_OPENING)
     h2e_respond(s, 502, wr_strerror(err != 0 ? err : WR_ERR_CLOSED));
   else if ((s->state == H2E_OPEN || s->state == H2E_RESPONSE) && !s->msg_done)
     h2e_bad_response(s, err != 0 ? wr_strerror(err) : "the tunnel closed");
 }
 
-static const struct gw_tunnel_cbs h2e_tunnel_cbs = {
+/* h2e_may_linger: after a complete exchange whose tunnel is finishing both
+ * ways, the tunnel closes by itself. */
+static int h2e_may_linger(struct gw_h2tun *ht) {
+  struct h2e_stream *s = h2e_of(ht);
+
+  return s->msg_done && ht->fin_sent && s->tunnel_eof;
+}
+
+static const struct gw_h2tun_ops h2e_ops = {
+    .name = "http2",
+    .trace = WR_TRACE_HTTP,
+    .start = h2e_stream_start,
+    .up_flush = h2e_up_flush,
+    .reset = h2e_reset,
+    .may_linger = h2e_may_linger,
     .on_open = h2e_on_open,
     .on_data = h2e_on_data,
     .on_eof = h2e_on_eof,
-    .on_writable = h2e_on_writable,
     .on_close = h2e_on_close,
+    .del = h2e_del,
 };
 
-/* nghttp2 callbacks; user_data is the struct h2e_conn. */
+/* nghttp2 callbacks for the request head; user_data is the struct h2e_conn.
+ * h2tunnel.c handles the rest of the stream. */
 
 static int h2e_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud) {
   struct h2e_conn *hc = ud;
@@ -778,23 +674,18 @@ static int h2e_on_begin_headers(nghttp2_session *session, const nghttp2_frame *f
   if (s == NULL)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
   s->hc = hc;
-  s->id = frame->hd.stream_id;
+  s->ht.rst_after_end = 1; /* a complete response ends the request too */
   wr_buf_init(&s->path, GW_HTTP2_HEAD_MAX);
   wr_buf_init(&s->fields, GW_HTTP2_HEAD_MAX);
   wr_buf_init(&s->cookie, GW_HTTP2_HEAD_MAX);
   wr_buf_init(&s->out, H2E_OUT_MAX);
-  wr_buf_init(&s->up, H2E_UP_MAX);
   wr_buf_init(&s->rhead, GW_HTTP2_HEAD_MAX);
-  wr_buf_init(&s->down, H2E_DOWN_MAX);
   http_parser_init(&s->parser, HTTP_RESPONSE);
   s->parser.data = s;
-  s->next = hc->streams;
-  if (hc->streams != NULL)
-    hc->streams->prev = s;
-  hc->streams = s;
+  gw_h2tun_init(&s->ht, &hc->streams, hc->h2, frame->hd.stream_id, &h2e_ops, H2E_UP_MAX,
+                H2E_DOWN_MAX);
   if (hc->nstreams++ == 0)
     gw_conn_set_timeout(hc->c, 0);
-  nghttp2_session_set_stream_user_data(session, s->id, s);
   return 0;
 }
 
@@ -823,17 +714,17 @@ static int h2e_skip_request_field(const uint8_t *name, size_t len) {
 static int h2e_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
                          size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                          void *ud) {
+  struct gw_h2tun *ht;
   struct h2e_stream *s;
   size_t i;
   int rv = 0;
 
   (void)flags;
   (void)ud;
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+  ht = gw_h2tun_request(session, frame);
+  if (ht == NULL)
     return 0; /* trailers are not passed on */
-  s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-  if (s == NULL)
-    return 0;
+  s = h2e_of(ht);
   if (h2e_is(name, namelen, ":method")) {
     h2e_store(s, s->method, sizeof(s->method), value, valuelen);
   } else if (h2e_is(name, namelen, ":path")) {
@@ -866,108 +757,10 @@ static int h2e_on_header(nghttp2_session *session, const nghttp2_frame *frame, c
   return 0;
 }
 
-static int h2e_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud) {
-  struct h2e_stream *s;
-
-  (void)ud;
-  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
-    return 0;
-  s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-  if (s == NULL)
-    return 0;
-  if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
-    s->client_fin = 1;
-  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
-      s->state == H2E_HEADERS)
-    h2e_stream_start(s);
-  else if (s->client_fin)
-    h2e_up_flush(s);
-  return 0;
-}
-
-static int h2e_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
-                             const uint8_t *data, size_t len, void *ud) {
-  struct h2e_stream *s;
-
-  (void)flags;
-  (void)ud;
-  s = nghttp2_session_get_stream_user_data(session, stream_id);
-  if (s == NULL || s->up_dead || s->state == H2E_REFUSED) {
-    (void)nghttp2_session_consume(session, stream_id, len);
-    return 0;
-  }
-  if (wr_buf_append(&s->up, data, len) < 0) {
-    /* Cannot happen while the client respects our window. */
-    (void)nghttp2_session_consume(session, stream_id, len);
-    h2e_abort_tunnel(s);
-    h2e_reset(s, NGHTTP2_FLOW_CONTROL_ERROR);
-    return 0;
-  }
-  h2e_up_flush(s);
-  return 0;
-}
-
-static int h2e_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud) {
-  (void)ud;
-  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
-      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-    return 0;
-  /* The response is complete: the rest of the request is of no use, so ask
-   * the client to stop sending it (RFC 9113 §8.1). */
-  if (!nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id))
-    (void)nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                                    NGHTTP2_NO_ERROR);
-  return 0;
-}
-
-static int h2e_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
-                               void *ud) {
-  struct h2e_stream *s;
-
-  (void)ud;
-  s = nghttp2_session_get_stream_user_data(session, stream_id);
-  if (s == NULL)
-    return 0;
-  log_trace(WR_TRACE_HTTP, "http2 %s: stream %d: closed (%s)", gw_conn_peer(s->hc->c), stream_id,
-            nghttp2_http2_strerror(error_code));
-  if (!s->up_dead)
-    h2e_drop_up(s);
-  s->h2_closed = 1;
-  /* After a complete exchange whose tunnel is finishing both ways, let it
-   * close by itself; anything else (a client's RST_STREAM) aborts it. */
-  if (s->t != NULL &&
-      (error_code != NGHTTP2_NO_ERROR || !s->msg_done || !s->fin_sent || !s->tunnel_eof))
-    h2e_abort_tunnel(s);
-  if (s->t == NULL)
-    h2e_stream_free(s, 1);
-  return 0;
-}
-
-static int h2e_on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame,
-                                int lib_error_code, void *ud) {
-  struct h2e_conn *hc = ud;
-
-  (void)session;
-  log_trace(WR_TRACE_H2, "http2 %s: stream %d: invalid frame: %s", gw_conn_peer(hc->c),
-            frame->hd.stream_id, nghttp2_strerror(lib_error_code));
-  return 0;
-}
-
-static int h2e_on_error(nghttp2_session *session, int lib_error_code, const char *msg, size_t len,
-                        void *ud) {
-  struct h2e_conn *hc = ud;
-
-  (void)session;
-  (void)lib_error_code;
-  log_trace(WR_TRACE_H2, "http2 %s: %.*s", gw_conn_peer(hc->c), (int)len, msg);
-  return 0;
-}
-
 static void h2e_teardown(void *ud) {
   struct h2e_conn *hc = ud;
 
-  while (hc->streams != NULL)
-    h2e_stream_free(hc->streams, 0);
+  gw_h2tun_del_all(&hc->streams);
   free(hc);
 }
 
@@ -985,20 +778,7 @@ static const struct gw_h2s_config h2e_config = {
 };
 
 static int h2e_callbacks(nghttp2_session_callbacks **out) {
-  nghttp2_session_callbacks *cbs;
-
-  if (nghttp2_session_callbacks_new(&cbs) != 0)
-    return WR_ERR_NOMEM;
-  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, h2e_on_begin_headers);
-  nghttp2_session_callbacks_set_on_header_callback(cbs, h2e_on_header);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2e_on_frame_recv);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2e_on_data_chunk);
-  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2e_on_frame_send);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2e_on_stream_close);
-  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, h2e_on_invalid_frame);
-  nghttp2_session_callbacks_set_error_callback2(cbs, h2e_on_error);
-  *out = cbs;
-  return 0;
+  return gw_h2tun_callbacks_new(out, h2e_on_begin_headers, h2e_on_header);
 }
 
 static const struct gw_conn_cbs h2e_dead_cbs = {0};
