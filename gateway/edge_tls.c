@@ -32,6 +32,7 @@ struct gw_conn {
     uv_pipe_t pipe;
   } h;
   uv_timer_t timer;
+  uv_idle_t kick; /* coalesces the writes of one loop iteration into one */
   uv_write_t wreq;
   uv_shutdown_t sreq;
   struct gw_conn_list *list;
@@ -147,6 +148,7 @@ void gw_conn_close(struct gw_conn *c) {
   c->closing = 1;
   uv_close(&c->h.handle, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&c->kick, on_handle_closed);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -293,6 +295,13 @@ static void on_write(uv_write_t *req, int status) {
     conn_finish_end(c);
 }
 
+static void on_kick(uv_idle_t *h) {
+  struct gw_conn *c = h->data;
+
+  uv_idle_stop(&c->kick);
+  conn_kick(c);
+}
+
 static void conn_kick(struct gw_conn *c) {
   wr_buf tmp;
   uv_buf_t b;
@@ -343,7 +352,11 @@ int gw_conn_write(struct gw_conn *c, const void *data, size_t len) {
     }
   }
   c->out_plain += len;
-  conn_kick(c);
+  /* Write at the start of the next loop iteration rather than now: a burst
+   * of tunnel data (one UDP batch is ~40 QUIC packets) becomes one write and
+   * one wakeup of the client instead of a small write and then the rest. */
+  if (!c->writing)
+    uv_idle_start(&c->kick, on_kick);
   return 0;
 }
 
@@ -477,9 +490,11 @@ int gw_conn_accept(struct gw_conn **out, uv_stream_t *server, struct gw_tls_ctx 
     return rv;
   }
   uv_timer_init(server->loop, &c->timer);
-  c->handles = 2;
+  uv_idle_init(server->loop, &c->kick);
+  c->handles = 3;
   c->h.handle.data = c;
   c->timer.data = c;
+  c->kick.data = c;
   c->wreq.data = c;
   c->sreq.data = c;
   c->cbs = cbs;
