@@ -15,7 +15,7 @@
 #include "warren/tunnel_hdr.h"
 
 #include "connect.h"
-#include "edge_tls.h"
+#include "conn.h"
 #include "h2server.h"
 #include "h2tunnel.h"
 #include "tunnel.h"

@@ -8,7 +8,7 @@
 #include "warren/routes.h"
 
 #include "edge.h"
-#include "edge_tls.h"
+#include "conn.h"
 #include "http1.h"
 #include "http2.h"
 

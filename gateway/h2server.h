@@ -24,7 +24,7 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "edge_tls.h"
+#include "conn.h"
 
 #define GW_H2S_OUT_HIGH (256u << 10) /* stop pulling frames / reading above this */
 

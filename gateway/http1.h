@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "edge_tls.h"
+#include "conn.h"
 
 #define GW_HTTP1_HEAD_MAX (32u << 10)
 #define GW_HTTP1_HEAD_TIMEOUT_MS 30000

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "edge_tls.h"
+#include "conn.h"
 #include "http1.h"
 
 #define GW_HTTP2_HEAD_MAX (64u << 10)         /* a request or response head, in bytes */

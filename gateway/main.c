@@ -24,7 +24,7 @@ struct opts {
   const char *connect_unix;
   const char *connect_tcp;
   const char *edge;
-  const char *edge_tls;
+  const char *conn;
   const char *tls_cert;
   const char *tls_key;
   const char *routes;
@@ -97,7 +97,7 @@ static int parse(struct opts *o, int argc, char **argv) {
       o->edge = optarg;
       break;
     case 's':
-      o->edge_tls = optarg;
+      o->conn = optarg;
       break;
     case 'C':
       o->tls_cert = optarg;
@@ -208,12 +208,12 @@ static int start(struct gateway *g, const struct opts *o, const wr_identity *id)
     if (rv != 0)
       return -1;
   }
-  if (o->edge != NULL || o->edge_tls != NULL) {
+  if (o->edge != NULL || o->conn != NULL) {
     struct gw_edge_config ec;
 
     memset(&ec, 0, sizeof(ec));
     ec.addr = o->edge;
-    ec.tls_addr = o->edge_tls;
+    ec.tls_addr = o->conn;
     ec.tls_cert = o->tls_cert;
     ec.tls_key = o->tls_key;
     rv = gw_edge_new(&g->edge, g->loop, g->pool, &g->routes, &ec);
@@ -230,11 +230,11 @@ static int cmd_serve(const struct opts *o) {
   uv_loop_t loop;
   int status = 0;
 
-  if (o->connect_unix == NULL && o->connect_tcp == NULL && o->edge == NULL && o->edge_tls == NULL) {
+  if (o->connect_unix == NULL && o->connect_tcp == NULL && o->edge == NULL && o->conn == NULL) {
     log_warnx("serve: no listener: give --connect-unix, --connect-tcp, --edge or --edge-tls");
     return 2;
   }
-  if (o->edge_tls != NULL && (o->tls_cert == NULL || o->tls_key == NULL)) {
+  if (o->conn != NULL && (o->tls_cert == NULL || o->tls_key == NULL)) {
     log_warnx("serve: --edge-tls needs --tls-cert and --tls-key");
     return 2;
   }

@@ -1,5 +1,5 @@
 /*
- * edge_tls.h - an accepted client connection: a uv stream, in clear or under
+ * conn.h - an accepted client connection: a uv stream, in clear or under
  * GnuTLS server TLS, with a capped output queue.
  *
  * Every front end of the gateway (the CONNECT listener, the edge's HTTP/1.1
@@ -18,8 +18,8 @@
  * is not lost to a reset). on_close fires exactly once, from the loop, and
  * the handle is freed when it returns; no other callback follows it.
  */
-#ifndef WARREN_GW_EDGE_TLS_H
-#define WARREN_GW_EDGE_TLS_H
+#ifndef WARREN_GW_CONN_H
+#define WARREN_GW_CONN_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +32,7 @@ struct gw_tls_ctx;
 struct gw_conn;
 
 /* gw_tls_ctx_new loads a PEM certificate chain and key for a TLS server that
- * offers ALPN "http/1.1". Returns 0, WR_ERR_TLS (details logged) or
+ * offers ALPN "h2" then "http/1.1". Returns 0, WR_ERR_TLS (details logged) or
  * WR_ERR_NOMEM. */
 int gw_tls_ctx_new(struct gw_tls_ctx **out, const char *cert_file, const char *key_file);
 void gw_tls_ctx_del(struct gw_tls_ctx *ctx);

@@ -1,4 +1,4 @@
-/* edge_tls.c - accepted client connections, in clear or under GnuTLS server TLS. */
+/* conn.c - accepted client connections, in clear or under GnuTLS server TLS. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 #include "warren/err.h"
 #include "warren/log.h"
 
-#include "edge_tls.h"
+#include "conn.h"
 
 #define CONN_READ_SIZE (64u << 10)
 #define CONN_TLS_IN_MAX (256u << 10) /* ciphertext waiting for GnuTLS */
