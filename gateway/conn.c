@@ -13,6 +13,7 @@
 #include "warren/log.h"
 
 #include "conn.h"
+#include "warren/addr.h"
 
 #define CONN_READ_SIZE (64u << 10)
 #define CONN_TLS_IN_MAX (256u << 10) /* ciphertext waiting for GnuTLS */
@@ -546,47 +547,14 @@ void gw_conn_list_close_all(struct gw_conn_list *list) {
   list->head = NULL;
 }
 
-static int parse_hostport(const char *addr, struct sockaddr_storage *ss) {
-  char host[64];
-  const char *colon, *h = addr;
-  size_t hlen;
-  char *end;
-  unsigned long port;
-
-  if (addr == NULL)
-    return WR_ERR_INVAL;
-  colon = strrchr(addr, ':');
-  if (colon == NULL)
-    return WR_ERR_INVAL;
-  hlen = (size_t)(colon - addr);
-  if (addr[0] == '[') {
-    if (hlen < 2 || addr[hlen - 1] != ']')
-      return WR_ERR_INVAL;
-    h = addr + 1;
-    hlen -= 2;
-  }
-  if (hlen == 0 || hlen >= sizeof(host))
-    return WR_ERR_INVAL;
-  memcpy(host, h, hlen);
-  host[hlen] = '\0';
-  errno = 0;
-  port = strtoul(colon + 1, &end, 10);
-  if (colon[1] == '\0' || *end != '\0' || port > 65535 || errno != 0)
-    return WR_ERR_INVAL;
-  if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
-    return 0;
-  if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
-    return 0;
-  return WR_ERR_INVAL;
-}
-
 int gw_listen_tcp(uv_tcp_t *h, const char *addr, uv_connection_cb cb) {
   struct sockaddr_storage ss;
+  socklen_t sslen;
   int rv;
 
-  rv = parse_hostport(addr, &ss);
+  rv = addr != NULL ? wr_addr_parse(addr, &ss, &sslen) : WR_ERR_INVAL;
   if (rv < 0) {
-    log_warnx("listen: bad address '%s' (want ip:port or [v6]:port)", addr);
+    log_warnx("listen: bad address '%s' (want ip:port or [v6]:port)", addr ? addr : "");
     return rv;
   }
   rv = uv_tcp_bind(h, (const struct sockaddr *)&ss, 0);

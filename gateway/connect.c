@@ -194,37 +194,6 @@ static void cn_on_close(struct gw_h2tun *ht, int err) {
   }
 }
 
-/* cn_valid_target accepts "host:port" and "[v6]:port" with a port 1-65535. */
-static int cn_valid_target(const char *a) {
-  const char *colon = strrchr(a, ':');
-  const char *p;
-  size_t hlen;
-  unsigned long port = 0;
-
-  if (colon == NULL || colon == a || colon[1] == '\0' || strlen(colon + 1) > 5)
-    return 0;
-  for (p = colon + 1; *p != '\0'; p++) {
-    if (!isdigit((unsigned char)*p))
-      return 0;
-    port = port * 10 + (unsigned long)(*p - '0');
-  }
-  if (port == 0 || port > 65535)
-    return 0;
-  hlen = (size_t)(colon - a);
-  if (a[0] == '[') {
-    if (hlen < 3 || a[hlen - 1] != ']')
-      return 0;
-    for (p = a + 1; p < a + hlen - 1; p++)
-      if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
-        return 0;
-    return 1;
-  }
-  for (p = a; p < colon; p++)
-    if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_')
-      return 0;
-  return 1;
-}
-
 static void cn_stream_start(struct gw_h2tun *ht) {
   struct cn_stream *s = cn_of(ht);
   struct gw_tunnel_req req;
@@ -247,7 +216,7 @@ static void cn_stream_start(struct gw_h2tun *ht) {
     cn_respond(s, 400, "header value too long");
     return;
   }
-  if (!cn_valid_target(s->authority)) {
+  if (!wr_thdr_target_valid(s->authority)) {
     cn_respond(s, 400, ":authority must be host:port");
     return;
   }

@@ -115,6 +115,13 @@ static int valid_target(const char *t, size_t n) {
   return valid_host(t, colon) && valid_port(t + colon + 1, n - colon - 1);
 }
 
+int wr_thdr_target_valid(const char *target) {
+  size_t n = strnlen(target, WR_THDR_TARGET_MAX + 1);
+
+  return n <= WR_THDR_TARGET_MAX && clean_string((const uint8_t *)target, n) &&
+         valid_target(target, n);
+}
+
 /*
  * check_prefix validates the 6-byte frame prefix as far as |len| allows and
  * sets *body_len once the whole frame is available.

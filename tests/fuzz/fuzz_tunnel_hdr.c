@@ -72,8 +72,23 @@ static void fuzz_resp(const uint8_t *data, size_t size) {
     abort();
 }
 
+/* fuzz_target feeds the input, as a string, to the target validator the
+ * front ends use; an accepted target must also be accepted by the encoder. */
+static void fuzz_target(const uint8_t *data, size_t size) {
+  struct wr_thdr_req req;
+  uint8_t out[WR_THDR_MAX];
+
+  if (size > WR_THDR_TARGET_MAX + 8)
+    return;
+  memset(&req, 0, sizeof(req));
+  memcpy(req.target, data, size < WR_THDR_TARGET_MAX ? size : WR_THDR_TARGET_MAX);
+  if (wr_thdr_target_valid(req.target) && wr_thdr_req_encode(out, sizeof(out), &req) <= 0)
+    abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_req(data, size);
   fuzz_resp(data, size);
+  fuzz_target(data, size);
   return 0;
 }

@@ -541,6 +541,21 @@ static void test_code_tables(void **state) {
   assert_string_equal(wr_thdr_code_str(0xffff), "unknown");
 }
 
+static void test_target_valid(void **state) {
+  static const char *const good[] = {"127.0.0.1:3000", "localhost:80", "a.b-c_d.example:65535",
+                                     "[::1]:443", "[fe80::1]:1"};
+  static const char *const bad[] = {"",         "host",       "host:",       ":80",      "host:0",
+                                    "host:080", "host:65536", "host:-1",     "ho st:80", "[::1:80",
+                                    "::1:80",   "[::g]:80",   "host:80\r\n", "h\x01:80", "[]:80"};
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+    assert_true(wr_thdr_target_valid(good[i]));
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    assert_false(wr_thdr_target_valid(bad[i]));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden_request),
@@ -563,6 +578,7 @@ int main(void) {
       cmocka_unit_test(test_decode_leaves_output_on_error),
       cmocka_unit_test(test_encode_errors),
       cmocka_unit_test(test_code_tables),
+      cmocka_unit_test(test_target_valid),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

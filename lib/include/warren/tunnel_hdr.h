@@ -64,6 +64,11 @@ int wr_thdr_resp_encode(uint8_t *out, size_t outlen, const struct wr_thdr_resp *
 int wr_thdr_req_decode(struct wr_thdr_req *req, const uint8_t *in, size_t len);
 int wr_thdr_resp_decode(struct wr_thdr_resp *resp, const uint8_t *in, size_t len);
 
+/* wr_thdr_target_valid tells whether |target| is a well-formed "host:port"
+ * or "[v6]:port" (port 1-65535, no leading zero) that fits a request header.
+ * Front ends use it to reject a bad target before opening a tunnel. */
+int wr_thdr_target_valid(const char *target);
+
 /* wr_thdr_code_str names a code ("not-exposed"). */
 const char *wr_thdr_code_str(uint16_t code);
 /* wr_thdr_code_http maps a refusal to the HTTP status the gateway returns. */
