@@ -33,7 +33,8 @@ struct gw_conn {
     uv_pipe_t pipe;
   } h;
   uv_timer_t timer;
-  uv_idle_t kick; /* coalesces the writes of one loop iteration into one */
+  uv_idle_t kick;       /* coalesce one loop iteration's writes into one: */
+  uv_check_t kick_late; /* after the I/O callbacks, or before the poll (idle) */
   uv_write_t wreq;
   uv_shutdown_t sreq;
   struct gw_conn_list *list;
@@ -150,6 +151,7 @@ void gw_conn_close(struct gw_conn *c) {
   uv_close(&c->h.handle, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
   uv_close((uv_handle_t *)&c->kick, on_handle_closed);
+  uv_close((uv_handle_t *)&c->kick_late, on_handle_closed);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -296,11 +298,18 @@ static void on_write(uv_write_t *req, int status) {
     conn_finish_end(c);
 }
 
-static void on_kick(uv_idle_t *h) {
-  struct gw_conn *c = h->data;
-
+static void kick_run(struct gw_conn *c) {
   uv_idle_stop(&c->kick);
+  uv_check_stop(&c->kick_late);
   conn_kick(c);
+}
+
+static void on_kick(uv_idle_t *h) {
+  kick_run(h->data);
+}
+
+static void on_kick_late(uv_check_t *h) {
+  kick_run(h->data);
 }
 
 static void conn_kick(struct gw_conn *c) {
@@ -353,11 +362,15 @@ int gw_conn_write(struct gw_conn *c, const void *data, size_t len) {
     }
   }
   c->out_plain += len;
-  /* Write at the start of the next loop iteration rather than now: a burst
-   * of tunnel data (one UDP batch is ~40 QUIC packets) becomes one write and
-   * one wakeup of the client instead of a small write and then the rest. */
-  if (!c->writing)
+  /* Write once this loop iteration's callbacks are done rather than now: a
+   * burst of tunnel data (one UDP batch is ~40 QUIC packets) becomes one
+   * write and one wakeup of the client instead of a small write and then the
+   * rest. The check handle runs right after the I/O callbacks; the idle one
+   * covers writes made from timers and keeps the poll from blocking. */
+  if (!c->writing) {
     uv_idle_start(&c->kick, on_kick);
+    uv_check_start(&c->kick_late, on_kick_late);
+  }
   return 0;
 }
 
@@ -492,10 +505,12 @@ int gw_conn_accept(struct gw_conn **out, uv_stream_t *server, struct gw_tls_ctx 
   }
   uv_timer_init(server->loop, &c->timer);
   uv_idle_init(server->loop, &c->kick);
-  c->handles = 3;
+  uv_check_init(server->loop, &c->kick_late);
+  c->handles = 4;
   c->h.handle.data = c;
   c->timer.data = c;
   c->kick.data = c;
+  c->kick_late.data = c;
   c->wreq.data = c;
   c->sreq.data = c;
   c->cbs = cbs;

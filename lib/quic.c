@@ -5,7 +5,9 @@
  * of connections. A received datagram is matched to a connection by its
  * destination connection ID (a server creates a connection for a valid
  * Initial), fed to ngtcp2_conn_read_pkt, and the connection is marked dirty.
- * Dirty connections are written from a uv_idle callback, once per loop
+ * Dirty connections are written once per loop iteration, from a uv_check
+ * callback (right after the I/O that dirtied them) or a uv_idle callback
+ * (when the writes came from a timer, before the poll), whichever runs first
  * iteration, in GSO batches. Each connection has one timer armed at
  * ngtcp2_conn_get_expiry.
  *
@@ -105,8 +107,10 @@ struct wr_quic {
   socklen_t locallen;
   wr_qconn *conns;
   wr_qconn *dirty;
-  uv_idle_t flush;
+  uv_idle_t flush;       /* runs before the poll and keeps it from blocking */
+  uv_check_t flush_late; /* runs right after the poll's I/O callbacks */
   int flush_active;
+  int nclosed; /* handles closed at teardown (free at 2) */
   int blocked; /* the path is full: wait for on_writable */
   uint8_t static_secret[STATIC_SECRET_LEN];
   uint8_t txbuf[WR_PATH_MAX_BATCH + WR_PATH_MAX_DGRAM];
@@ -1164,21 +1168,33 @@ static void on_path_writable(void *ud) {
   flush_all(q);
 }
 
-static void on_flush(uv_idle_t *h) {
-  wr_quic *q = h->data;
-
+static void flush_run(wr_quic *q) {
   flush_all(q);
   if (q->dirty == NULL || q->blocked) {
     uv_idle_stop(&q->flush);
+    uv_check_stop(&q->flush_late);
     q->flush_active = 0;
   }
 }
 
+static void on_flush(uv_idle_t *h) {
+  flush_run(h->data);
+}
+
+static void on_flush_late(uv_check_t *h) {
+  flush_run(h->data);
+}
+
+/* schedule_flush arranges for dirty connections to be written in this loop
+ * iteration: after the current I/O callbacks (check), or before the poll
+ * when scheduled from a timer (idle, which also keeps the poll from
+ * blocking). */
 static void schedule_flush(wr_quic *q) {
   if (q->flush_active || q->blocked)
     return;
   q->flush_active = 1;
   uv_idle_start(&q->flush, on_flush);
+  uv_check_start(&q->flush_late, on_flush_late);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -1254,7 +1270,9 @@ int wr_quic_new(wr_quic **out, const struct wr_quic_config *cfg) {
   if (rv != 0)
     goto fail;
   uv_idle_init(q->loop, &q->flush);
+  uv_check_init(q->loop, &q->flush_late);
   q->flush.data = q;
+  q->flush_late.data = q;
   *out = q;
   return 0;
 fail:
@@ -1273,6 +1291,8 @@ void wr_quic_shutdown(wr_quic *q) {
 static void on_flush_closed(uv_handle_t *h) {
   wr_quic *q = h->data;
 
+  if (++q->nclosed < 2)
+    return;
   wr_tls_ctx_del(q->tls);
   free(q);
 }
@@ -1284,6 +1304,7 @@ void wr_quic_del(wr_quic *q) {
     conn_close_now(q->conns, WR_ERR_CLOSED);
   wr_path_del(q->path);
   uv_close((uv_handle_t *)&q->flush, on_flush_closed);
+  uv_close((uv_handle_t *)&q->flush_late, on_flush_closed);
 }
 
 int wr_quic_local_addr(wr_quic *q, struct sockaddr_storage *ss) {
