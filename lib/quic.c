@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +60,9 @@ struct wr_qstream {
   unsigned in_pending : 1;
   struct wr_qstream *next; /* connection's list of streams */
   struct wr_qstream *prev;
-  struct wr_qstream *pnext; /* connection's queue of streams with data to send */
-  struct wr_qstream *wnext; /* connection's list of streams to tell "writable" */
+  struct wr_qstream *pnext;  /* connection's queue of streams with data to send */
+  struct wr_qstream **pprev; /* the link pointing at this stream in that queue */
+  struct wr_qstream *wnext;  /* connection's list of streams to tell "writable" */
   unsigned in_wlist : 1;
 };
 
@@ -149,6 +151,9 @@ static void mark_dirty(wr_qconn *c) {
   schedule_flush(c->q);
 }
 
+/* The pending-write queue is doubly linked through |pnext| and |pprev| (the
+ * address of the link that points at the stream), so any stream leaves it
+ * in O(1) when it is reset or freed. */
 static void pending_push(wr_qstream *s) {
   wr_qconn *c = s->conn;
 
@@ -156,42 +161,34 @@ static void pending_push(wr_qstream *s) {
     return;
   s->in_pending = 1;
   s->pnext = NULL;
-  if (c->ptail != NULL)
-    c->ptail->pnext = s;
-  else
-    c->phead = s;
+  s->pprev = c->ptail != NULL ? &c->ptail->pnext : &c->phead;
+  *s->pprev = s;
   c->ptail = s;
+}
+
+static void pending_remove(wr_qstream *s) {
+  wr_qconn *c = s->conn;
+
+  if (!s->in_pending)
+    return;
+  *s->pprev = s->pnext;
+  if (s->pnext != NULL)
+    s->pnext->pprev = s->pprev;
+  else if (s->pprev == &c->phead)
+    c->ptail = NULL;
+  else
+    c->ptail = (wr_qstream *)(void *)((char *)s->pprev - offsetof(wr_qstream, pnext));
+  s->in_pending = 0;
+  s->pnext = NULL;
+  s->pprev = NULL;
 }
 
 static wr_qstream *pending_pop(wr_qconn *c) {
   wr_qstream *s = c->phead;
 
-  if (s == NULL)
-    return NULL;
-  c->phead = s->pnext;
-  if (c->phead == NULL)
-    c->ptail = NULL;
-  s->in_pending = 0;
-  s->pnext = NULL;
+  if (s != NULL)
+    pending_remove(s);
   return s;
-}
-
-static void pending_remove(wr_qstream *s) {
-  wr_qconn *c = s->conn;
-  wr_qstream **pp;
-
-  if (!s->in_pending)
-    return;
-  for (pp = &c->phead; *pp != NULL; pp = &(*pp)->pnext) {
-    if (*pp == s) {
-      *pp = s->pnext;
-      break;
-    }
-  }
-  c->ptail = NULL;
-  for (wr_qstream *t = c->phead; t != NULL; t = t->pnext)
-    c->ptail = t;
-  s->in_pending = 0;
 }
 
 static int stream_has_output(const wr_qstream *s) {
