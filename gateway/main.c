@@ -20,7 +20,7 @@
 #define MAX_PEERS 256
 
 struct opts {
-  char identity[4096];
+  struct wr_cli_common common;
   const char *connect_unix;
   const char *connect_tcp;
   const char *edge;
@@ -31,8 +31,6 @@ struct opts {
   const char *bind;
   const char *peers[MAX_PEERS];
   size_t npeers;
-  enum wr_log_level level;
-  const char *trace;
 };
 
 struct gateway {
@@ -66,8 +64,7 @@ static void usage(FILE *fp) {
 }
 
 static int parse(struct opts *o, int argc, char **argv) {
-  static const struct option longopts[] = {{"identity", required_argument, NULL, 'i'},
-                                           {"connect-unix", required_argument, NULL, 'u'},
+  static const struct option longopts[] = {{"connect-unix", required_argument, NULL, 'u'},
                                            {"connect-tcp", required_argument, NULL, 'c'},
                                            {"edge", required_argument, NULL, 'e'},
                                            {"edge-tls", required_argument, NULL, 's'},
@@ -76,17 +73,13 @@ static int parse(struct opts *o, int argc, char **argv) {
                                            {"routes", required_argument, NULL, 'r'},
                                            {"peer", required_argument, NULL, 'p'},
                                            {"bind", required_argument, NULL, 'b'},
-                                           {"log-level", required_argument, NULL, 'L'},
-                                           {"trace", required_argument, NULL, 'T'},
-                                           {"help", no_argument, NULL, 'h'},
+                                           WR_CLI_COMMON_LONGOPTS,
                                            {NULL, 0, NULL, 0}};
   int ch;
 
-  while ((ch = getopt_long(argc, argv, "i:u:c:e:s:C:K:r:p:b:L:T:h", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "u:c:e:s:C:K:r:p:b:" WR_CLI_COMMON_OPTSTRING, longopts,
+                           NULL)) != -1) {
     switch (ch) {
-    case 'i':
-      snprintf(o->identity, sizeof(o->identity), "%s", optarg);
-      break;
     case 'u':
       o->connect_unix = optarg;
       break;
@@ -118,21 +111,19 @@ static int parse(struct opts *o, int argc, char **argv) {
     case 'b':
       o->bind = optarg;
       break;
-    case 'L':
-      if (wr_cli_log_level(optarg, &o->level) != 0) {
-        log_warnx("--log-level '%s': expected error, warn, info or debug", optarg);
-        return -1;
-      }
-      break;
-    case 'T':
-      o->trace = optarg;
-      break;
     case 'h':
       usage(stdout);
       exit(0);
     default:
-      usage(stderr);
-      return -1;
+      switch (wr_cli_common_opt(&o->common, ch, optarg)) {
+      case 1:
+        break;
+      case 0:
+        usage(stderr);
+        return -1;
+      default:
+        return -1;
+      }
     }
   }
   return 0;
@@ -238,7 +229,7 @@ static int cmd_serve(const struct opts *o) {
     log_warnx("serve: --edge-tls needs --tls-cert and --tls-key");
     return 2;
   }
-  if (wr_cli_load_identity(&id, o->identity) != 0)
+  if (wr_cli_load_identity(&id, o->common.identity) != 0)
     return 1;
   uv_loop_init(&loop);
   memset(&g, 0, sizeof(g));
@@ -277,16 +268,14 @@ int main(int argc, char **argv) {
     return 0;
   }
   memset(&o, 0, sizeof(o));
-  o.level = WR_LOG_INFO;
-  if (wr_cli_default_identity("gateway", o.identity, sizeof(o.identity)) != 0)
+  if (wr_cli_common_init(&o.common, "gateway") != 0)
     return 1;
   if (parse(&o, argc - 1, argv + 1) != 0)
     return 2;
-  log_set_level(o.level);
-  if (o.trace != NULL && log_set_trace(o.trace) != 0)
+  if (wr_cli_common_apply(&o.common) != 0)
     return 2;
   if (strcmp(cmd, "id") == 0)
-    return wr_cli_print_id(o.identity);
+    return wr_cli_print_id(o.common.identity);
   if (strcmp(cmd, "serve") == 0)
     return cmd_serve(&o);
   log_warnx("unknown command '%s'", cmd);

@@ -15,14 +15,12 @@
 #include "warren/loop.h"
 
 struct opts {
-  char identity[4096];
+  struct wr_cli_common common;
   const char *listen;
   const char *expose[HB_MAX_EXPOSE];
   size_t nexpose;
   wr_pubkey trust[HB_MAX_TRUST];
   size_t ntrust;
-  enum wr_log_level level;
-  const char *trace;
 };
 
 struct agent {
@@ -57,21 +55,15 @@ static void on_stop(void *arg) {
 }
 
 static int parse(struct opts *o, int argc, char **argv) {
-  static const struct option longopts[] = {{"identity", required_argument, NULL, 'i'},
-                                           {"listen", required_argument, NULL, 'l'},
+  static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
                                            {"expose", required_argument, NULL, 'e'},
                                            {"trust", required_argument, NULL, 't'},
-                                           {"log-level", required_argument, NULL, 'L'},
-                                           {"trace", required_argument, NULL, 'T'},
-                                           {"help", no_argument, NULL, 'h'},
+                                           WR_CLI_COMMON_LONGOPTS,
                                            {NULL, 0, NULL, 0}};
   int ch;
 
-  while ((ch = getopt_long(argc, argv, "i:l:e:t:L:T:h", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "l:e:t:" WR_CLI_COMMON_OPTSTRING, longopts, NULL)) != -1) {
     switch (ch) {
-    case 'i':
-      snprintf(o->identity, sizeof(o->identity), "%s", optarg);
-      break;
     case 'l':
       o->listen = optarg;
       break;
@@ -93,21 +85,19 @@ static int parse(struct opts *o, int argc, char **argv) {
       }
       o->ntrust++;
       break;
-    case 'L':
-      if (wr_cli_log_level(optarg, &o->level) != 0) {
-        log_warnx("--log-level '%s': expected error, warn, info or debug", optarg);
-        return -1;
-      }
-      break;
-    case 'T':
-      o->trace = optarg;
-      break;
     case 'h':
       usage(stdout);
       exit(0);
     default:
-      usage(stderr);
-      return -1;
+      switch (wr_cli_common_opt(&o->common, ch, optarg)) {
+      case 1:
+        break;
+      case 0:
+        usage(stderr);
+        return -1;
+      default:
+        return -1;
+      }
     }
   }
   return 0;
@@ -130,7 +120,7 @@ static int cmd_serve(struct opts *o) {
     log_warnx("serve: no gateway would be accepted: give --trust GATEWAY_ID");
     return 2;
   }
-  if (wr_cli_load_identity(&id, o->identity) != 0)
+  if (wr_cli_load_identity(&id, o->common.identity) != 0)
     return 1;
   uv_loop_init(&loop);
   memset(&cfg, 0, sizeof(cfg));
@@ -175,8 +165,7 @@ int main(int argc, char **argv) {
   }
   cmd = argv[1];
   memset(&o, 0, sizeof(o));
-  o.level = WR_LOG_INFO;
-  if (wr_cli_default_identity("heartbeat", o.identity, sizeof(o.identity)) != 0)
+  if (wr_cli_common_init(&o.common, "heartbeat") != 0)
     return 1;
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
     usage(stdout);
@@ -184,11 +173,10 @@ int main(int argc, char **argv) {
   }
   if (parse(&o, argc - 1, argv + 1) != 0)
     return 2;
-  log_set_level(o.level);
-  if (o.trace != NULL && log_set_trace(o.trace) != 0)
+  if (wr_cli_common_apply(&o.common) != 0)
     return 2;
   if (strcmp(cmd, "id") == 0)
-    return wr_cli_print_id(o.identity);
+    return wr_cli_print_id(o.common.identity);
   if (strcmp(cmd, "serve") == 0)
     return cmd_serve(&o);
   log_warnx("unknown command '%s'", cmd);

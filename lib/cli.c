@@ -31,6 +31,41 @@ int wr_cli_default_identity(const char *name, char *buf, size_t len) {
   return n < 0 || (size_t)n >= len ? WR_ERR_TOOBIG : 0;
 }
 
+int wr_cli_common_init(struct wr_cli_common *c, const char *name) {
+  memset(c, 0, sizeof(*c));
+  c->level = WR_LOG_INFO;
+  return wr_cli_default_identity(name, c->identity, sizeof(c->identity));
+}
+
+int wr_cli_common_opt(struct wr_cli_common *c, int ch, const char *arg) {
+  switch (ch) {
+  case 'i':
+    if (snprintf(c->identity, sizeof(c->identity), "%s", arg) >= (int)sizeof(c->identity)) {
+      log_warnx("--identity: path too long");
+      return -1;
+    }
+    return 1;
+  case 'L':
+    if (wr_cli_log_level(arg, &c->level) != 0) {
+      log_warnx("--log-level '%s': expected error, warn, info or debug", arg);
+      return -1;
+    }
+    return 1;
+  case 'T':
+    c->trace = arg;
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+int wr_cli_common_apply(const struct wr_cli_common *c) {
+  log_set_level(c->level);
+  if (c->trace != NULL && log_set_trace(c->trace) != 0)
+    return -1;
+  return 0;
+}
+
 int wr_cli_load_identity(wr_identity *id, const char *path) {
   int created = 0;
   int rv = wr_identity_load_or_create(id, path, &created);
