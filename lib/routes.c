@@ -368,15 +368,23 @@ static int load_connector(struct loader *l, wr_conf_node root, size_t seq) {
   return 0;
 }
 
-static int conn_cmp(const void *a, const void *b) {
-  const struct connector *x = a, *y = b;
-  int r = strcmp(x->ns, y->ns);
+/* key_cmp orders objects by namespace, name, then document order, so that
+ * duplicates sit next to each other with the first definition first. */
+static int key_cmp(const char *ans, const char *aname, size_t aseq, const char *bns,
+                   const char *bname, size_t bseq) {
+  int r = strcmp(ans, bns);
 
   if (r == 0)
-    r = strcmp(x->name, y->name);
+    r = strcmp(aname, bname);
   if (r == 0)
-    r = x->seq < y->seq ? -1 : (x->seq > y->seq);
+    r = aseq < bseq ? -1 : (aseq > bseq);
   return r;
+}
+
+static int conn_cmp(const void *a, const void *b) {
+  const struct connector *x = a, *y = b;
+
+  return key_cmp(x->ns, x->name, x->seq, y->ns, y->name, y->seq);
 }
 
 /* find_connector looks |ns|/|name| up in the sorted connectors. */
@@ -540,13 +548,8 @@ static int load_proxy(struct loader *l, wr_conf_node root, size_t seq) {
 
 static int proxy_cmp(const void *a, const void *b) {
   const struct proxy *x = a, *y = b;
-  int r = strcmp(x->ns, y->ns);
 
-  if (r == 0)
-    r = strcmp(x->name, y->name);
-  if (r == 0)
-    r = x->seq < y->seq ? -1 : (x->seq > y->seq);
-  return r;
+  return key_cmp(x->ns, x->name, x->seq, y->ns, y->name, y->seq);
 }
 
 static int host_cmp(const void *a, const void *b) {

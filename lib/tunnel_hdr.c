@@ -165,7 +165,12 @@ static int tlv_next(struct tlv_iter *it, struct tlv *f) {
 }
 
 /* copy_string validates a string field and stores it NUL-terminated. */
-static int copy_string(char *dst, size_t cap, const struct tlv *f) {
+/* copy_string copies a string field once: a second occurrence of the same
+ * tag (|*seen| already set) is a protocol error. */
+static int copy_string(char *dst, size_t cap, const struct tlv *f, int *seen) {
+  if (*seen)
+    return WR_ERR_PROTO;
+  *seen = 1;
   if (f->len > cap)
     return WR_ERR_TOOBIG;
   if (!clean_string(f->val, f->len))
@@ -260,20 +265,14 @@ int wr_thdr_req_decode(struct wr_thdr_req *req, const uint8_t *in, size_t len) {
   while ((rv = tlv_next(&it, &f)) == 1) {
     switch (f.tag) {
     case REQ_TAG_TARGET:
-      if (have_target)
-        return WR_ERR_PROTO;
-      have_target = 1;
-      rv = copy_string(r.target, WR_THDR_TARGET_MAX, &f);
+      rv = copy_string(r.target, WR_THDR_TARGET_MAX, &f, &have_target);
       if (rv != 0)
         return rv;
       if (!valid_target(r.target, f.len))
         return WR_ERR_PROTO;
       break;
     case REQ_TAG_PEER:
-      if (have_peer)
-        return WR_ERR_PROTO;
-      have_peer = 1;
-      rv = copy_string(r.peer, WR_THDR_PEER_MAX, &f);
+      rv = copy_string(r.peer, WR_THDR_PEER_MAX, &f, &have_peer);
       if (rv != 0)
         return rv;
       break;
@@ -311,10 +310,7 @@ int wr_thdr_resp_decode(struct wr_thdr_resp *resp, const uint8_t *in, size_t len
       r.code = get_u16(f.val);
       break;
     case RESP_TAG_REASON:
-      if (have_reason)
-        return WR_ERR_PROTO;
-      have_reason = 1;
-      rv = copy_string(r.reason, WR_THDR_REASON_MAX, &f);
+      rv = copy_string(r.reason, WR_THDR_REASON_MAX, &f, &have_reason);
       if (rv != 0)
         return rv;
       break;
