@@ -277,6 +277,15 @@ void gw_conn_read_stop(struct gw_conn *c) {
   c->reading = 0;
 }
 
+/* write_done credits |n| plaintext bytes written and finishes an ending
+ * connection whose output is all out. Callbacks may close |c|. */
+static void write_done(struct gw_conn *c, size_t n) {
+  if (n > 0 && !c->closing && !c->ending && c->cbs->on_written != NULL)
+    c->cbs->on_written(c, n, c->ud);
+  if (!c->closing && c->ending && !c->writing && wr_buf_len(&c->out) == 0)
+    conn_finish_end(c);
+}
+
 static void on_write(uv_write_t *req, int status) {
   struct gw_conn *c = req->data;
   size_t n = c->inflight_plain;
@@ -292,10 +301,7 @@ static void on_write(uv_write_t *req, int status) {
     return;
   }
   conn_kick(c);
-  if (n > 0 && c->cbs->on_written != NULL && !c->ending)
-    c->cbs->on_written(c, n, c->ud);
-  if (!c->closing && c->ending && !c->writing && wr_buf_len(&c->out) == 0)
-    conn_finish_end(c);
+  write_done(c, n);
 }
 
 static void kick_run(struct gw_conn *c) {
@@ -312,13 +318,35 @@ static void on_kick_late(uv_check_t *h) {
   kick_run(h->data);
 }
 
+/* conn_kick writes the queued bytes. Most writes to a socket complete at
+ * once: uv_try_write takes them without a request and without re-arming the
+ * poll (uv_write costs an epoll_ctl per write even when it completes at
+ * once). A remainder goes through uv_write, which waits for POLLOUT. */
 static void conn_kick(struct gw_conn *c) {
   wr_buf tmp;
   uv_buf_t b;
+  size_t plain;
   int rv;
 
   if (c->closing || c->writing || wr_buf_len(&c->out) == 0)
     return;
+  b = uv_buf_init((char *)wr_buf_data(&c->out), (unsigned)wr_buf_len(&c->out));
+  rv = uv_try_write(&c->h.stream, &b, 1);
+  if (rv == UV_EAGAIN)
+    rv = 0;
+  if (rv < 0) {
+    log_trace(WR_TRACE_HTTP, "conn %s: write: %s", c->peer, uv_strerror(rv));
+    gw_conn_close(c);
+    return;
+  }
+  if ((size_t)rv == wr_buf_len(&c->out)) {
+    plain = c->out_plain;
+    wr_buf_reset(&c->out);
+    c->out_plain = 0;
+    write_done(c, plain);
+    return;
+  }
+  wr_buf_consume(&c->out, (size_t)rv);
   tmp = c->inflight;
   c->inflight = c->out;
   c->out = tmp;
