@@ -41,6 +41,8 @@ const char *wr_strerror(int err) {
     return "timed out";
   case WR_ERR_NOTFOUND:
     return "not found";
+  case WR_ERR_STOPPED:
+    return "stopped by callback";
   default:
     break;
   }

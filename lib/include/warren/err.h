@@ -27,7 +27,8 @@ enum {
   WR_ERR_CLOSED = -1015,    /* object already closed */
   WR_ERR_TIMEOUT = -1016,   /* operation timed out */
   WR_ERR_NOTFOUND = -1017,  /* no such object */
-  WR_ERR_LAST = -1018
+  WR_ERR_STOPPED = -1018,   /* a callback asked to stop */
+  WR_ERR_LAST = -1019
 };
 
 /* wr_strerror returns a static description of |err| (WR_ERR_* or -errno). */

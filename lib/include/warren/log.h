@@ -22,6 +22,7 @@ enum wr_trace {
   WR_TRACE_TUNNEL = 1u << 4,
   WR_TRACE_POOL = 1u << 5,
   WR_TRACE_CONF = 1u << 6,
+  WR_TRACE_KUBE = 1u << 7,
   WR_TRACE_ALL = 0xffffffffu
 };
 
