@@ -19,7 +19,7 @@ static const struct {
 } trace_names[] = {
     {"quic", WR_TRACE_QUIC}, {"path", WR_TRACE_PATH},     {"h2", WR_TRACE_H2},
     {"http", WR_TRACE_HTTP}, {"tunnel", WR_TRACE_TUNNEL}, {"pool", WR_TRACE_POOL},
-    {"conf", WR_TRACE_CONF}, {"kube", WR_TRACE_KUBE}, {"all", WR_TRACE_ALL},
+    {"conf", WR_TRACE_CONF}, {"kube", WR_TRACE_KUBE},     {"all", WR_TRACE_ALL},
 };
 
 void log_init(const char *progname, enum wr_log_level level) {
