@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -256,7 +257,7 @@ def test_informer_relists_after_compaction(cp):
             cp.ok("PATCH", f"{WIDGETS}/namespaces/{ns}/widgets/w{i}", {"spec": {"size": 7}},
                   "application/merge-patch+json")
         for i in range(20, 25):
-            cp.ok("POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 7))
+            cp.ok("POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 7, "blue"))
         # compact etcd at its current revision, and restart the apiserver again so that its watch
         # cache no longer holds these events either: resuming from the informer's revision is 410
         rev = json.loads(subprocess.run(["etcdctl", "--endpoints", cp.env["ETCD_ENDPOINT"], "endpoint", "status",
@@ -278,6 +279,89 @@ def test_informer_relists_after_compaction(cp):
     assert all(e[-1] == "unknown" for e in deletes)
     adds = {e[1] for e in inf.events() if e[0] == "ADD"}
     assert adds == {f"{ns}/w{i}" for i in range(20, 25)}
+    # the indexes followed: 5 blue widgets (a caller-supplied index), 15 in the namespace
+    index = next(line for line in inf.lines if line.startswith("INDEX")).split()
+    assert index[1:] == ["color=blue", "5", f"namespace={ns}", "15"], index
+
+
+def test_informer_relists_on_http_410():
+    """The other 410 path: the watch request itself answered 410 (here by a stand-in server on
+    loopback, since the real v1.20 apiserver answers a too-old watch with a 200 stream carrying an
+    ERROR event, which test_informer_relists_after_compaction covers)."""
+    state = {"lists": 0, "watches": []}
+    stop = threading.Event()
+
+    def item(name, rv):
+        return {"apiVersion": "test.warren.dev/v1", "kind": "Widget",
+                "metadata": {"name": name, "namespace": "x", "resourceVersion": rv}, "spec": {"size": 1}}
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def send_json(self, code, obj):
+            body = json.dumps(obj).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+            if "watch" not in q:
+                state["lists"] += 1
+                if state["lists"] == 1:
+                    self.send_json(200, {"kind": "WidgetList", "metadata": {"resourceVersion": "10"},
+                                         "items": [item("w1", "5"), item("w2", "6")]})
+                else:
+                    self.send_json(200, {"kind": "WidgetList", "metadata": {"resourceVersion": "20"},
+                                         "items": [item("w2", "6"), item("w3", "15")]})
+                return
+            state["watches"].append(q["resourceVersion"][0])
+            if q["resourceVersion"][0] == "10":
+                self.send_json(410, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
+                                     "reason": "Expired", "message": "too old resource version: 10 (15)"})
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            ev = json.dumps({"type": "BOOKMARK", "object": {"kind": "Widget", "apiVersion": "test.warren.dev/v1",
+                                                            "metadata": {"resourceVersion": "21"}}}).encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(ev), ev))
+            self.wfile.flush()
+            stop.wait(30)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    env = dict(os.environ, KUBE_SERVER="http://127.0.0.1:%d" % srv.server_address[1], KUBE_CA="/dev/null",
+               KUBE_ADMIN_TOKEN="t", KUBE_NS="x")
+    p = subprocess.Popen([KUBE_CHECK, "informer"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        wait = time.monotonic() + 20
+        while time.monotonic() < wait and state["watches"][-1:] != ["20"]:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    finally:
+        stop.set()
+        srv.shutdown()
+        if p.poll() is None:
+            p.kill()
+    print(out, err)
+    lines = out.splitlines()
+    assert state["watches"][:2] == ["10", "20"], state
+    assert "SYNCED 2" in lines
+    assert "DELETE x/w1 5 1 unknown" in lines and "ADD x/w3 15 1" in lines
+    assert not any(line.startswith("UPDATE") for line in lines)  # w2 is unchanged: no event
+    stats = dict(kv.split("=", 1) for kv in next(line for line in lines if line.startswith("STATS")).split()[1:])
+    assert stats["expired"] == "1" and stats["lists"] == "2" and stats["rv"] == "21", stats
 
 
 def test_leader_hands_over_when_holder_is_killed(cp):
