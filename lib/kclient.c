@@ -493,7 +493,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     if (end != tmp && s >= 0)
       k->retry_after = s < RETRY_AFTER_MAX_S ? (int)s : RETRY_AFTER_MAX_S;
   } else if (len > 8 && strncasecmp(p, "warning:", 8) == 0) {
-    log_trace(WR_TRACE_KUBE, "kube %s %s: warning:%.*s", k->method, k->url, (int)(len - 10), p + 8);
+    size_t wlen = len - 8;
+
+    while (wlen > 0 && (p[8 + wlen - 1] == '\r' || p[8 + wlen - 1] == '\n'))
+      wlen--;
+    log_trace(WR_TRACE_KUBE, "kube %s %s: warning:%.*s", k->method, k->url, (int)wlen, p + 8);
   } else if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
     k->retry_after = -1; /* a new answer (after a redirect or 100) */
   }
