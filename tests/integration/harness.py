@@ -266,7 +266,8 @@ def routes_yaml(connector, agent_id, agent_addr, proxies):
         "    type: PublicKey\n"
         "    publicKey:\n"
         "      id: %s\n"
-        "      addresses: [{address: %s, port: %s}]\n" % (connector, agent_id, host, port)
+        "      addresses: [{address: %s, port: %s}]\n"
+        '      homeRelay: ""\n' % (connector, agent_id, host, port)
     ]
     for name, hostnames, endpoint in proxies:
         docs.append(
