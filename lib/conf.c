@@ -86,8 +86,7 @@ static void out_end(struct conf_out *o) {
   memcpy(o->buf + o->len - 4, "...", 4);
 }
 
-/* clean_msg replaces control bytes so that messages quoting input are safe to log. */
-static void clean_msg(char *s) {
+void wr_conf_clean_msg(char *s) {
   for (; *s != '\0'; s++) {
     unsigned char ch = (unsigned char)*s;
 
@@ -96,9 +95,7 @@ static void clean_msg(char *s) {
   }
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) WR_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+void wr_conf_set_err(char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
 
   if (err == NULL || errlen == 0)
@@ -106,7 +103,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
   va_end(ap);
-  clean_msg(err);
+  wr_conf_clean_msg(err);
 }
 
 /* parser_error turns a libyaml failure into a message and an error code. */
@@ -115,19 +112,19 @@ static int parser_error(const yaml_parser_t *p, const char *name, char *err, siz
 
   switch (p->error) {
   case YAML_MEMORY_ERROR:
-    set_err(err, errlen, "%s: out of memory while parsing YAML", name);
+    wr_conf_set_err(err, errlen, "%s: out of memory while parsing YAML", name);
     return WR_ERR_NOMEM;
   case YAML_READER_ERROR:
-    set_err(err, errlen, "%s: byte %zu: %s", name, p->problem_offset, problem);
+    wr_conf_set_err(err, errlen, "%s: byte %zu: %s", name, p->problem_offset, problem);
     return WR_ERR_CONFIG;
   default:
     break;
   }
   if (p->context != NULL)
-    set_err(err, errlen, "%s:%zu: %s (%s at line %zu)", name, p->problem_mark.line + 1, problem,
-            p->context, p->context_mark.line + 1);
+    wr_conf_set_err(err, errlen, "%s:%zu: %s (%s at line %zu)", name, p->problem_mark.line + 1,
+                    problem, p->context, p->context_mark.line + 1);
   else
-    set_err(err, errlen, "%s:%zu: %s", name, p->problem_mark.line + 1, problem);
+    wr_conf_set_err(err, errlen, "%s:%zu: %s", name, p->problem_mark.line + 1, problem);
   return WR_ERR_CONFIG;
 }
 
@@ -144,7 +141,7 @@ static int conf_scan(const char *name, const unsigned char *data, size_t len, ch
   int rv = 0;
 
   if (!yaml_parser_initialize(&p)) {
-    set_err(err, errlen, "%s: out of memory", name);
+    wr_conf_set_err(err, errlen, "%s: out of memory", name);
     return WR_ERR_NOMEM;
   }
   yaml_parser_set_input_string(&p, data, len);
@@ -159,7 +156,8 @@ static int conf_scan(const char *name, const unsigned char *data, size_t len, ch
       done = true;
       break;
     case YAML_ALIAS_EVENT:
-      set_err(err, errlen, "%s:%zu: YAML aliases are not supported", name, ev.start_mark.line + 1);
+      wr_conf_set_err(err, errlen, "%s:%zu: YAML aliases are not supported", name,
+                      ev.start_mark.line + 1);
       rv = WR_ERR_CONFIG;
       break;
     case YAML_SCALAR_EVENT:
@@ -175,8 +173,8 @@ static int conf_scan(const char *name, const unsigned char *data, size_t len, ch
                                                  : ev.data.mapping_start.tag;
       nodes++;
       if (++depth > WR_CONF_DEPTH_MAX) {
-        set_err(err, errlen, "%s:%zu: nesting deeper than %d levels", name, ev.start_mark.line + 1,
-                WR_CONF_DEPTH_MAX);
+        wr_conf_set_err(err, errlen, "%s:%zu: nesting deeper than %d levels", name,
+                        ev.start_mark.line + 1, WR_CONF_DEPTH_MAX);
         rv = WR_ERR_CONFIG;
       }
       break;
@@ -188,16 +186,18 @@ static int conf_scan(const char *name, const unsigned char *data, size_t len, ch
       break;
     }
     if (rv == 0 && anchor != NULL) {
-      set_err(err, errlen, "%s:%zu: YAML anchors are not supported", name, ev.start_mark.line + 1);
+      wr_conf_set_err(err, errlen, "%s:%zu: YAML anchors are not supported", name,
+                      ev.start_mark.line + 1);
       rv = WR_ERR_CONFIG;
     }
     if (rv == 0 && tag != NULL) {
-      set_err(err, errlen, "%s:%zu: YAML tags are not supported", name, ev.start_mark.line + 1);
+      wr_conf_set_err(err, errlen, "%s:%zu: YAML tags are not supported", name,
+                      ev.start_mark.line + 1);
       rv = WR_ERR_CONFIG;
     }
     if (rv == 0 && nodes > WR_CONF_NODES_MAX) {
-      set_err(err, errlen, "%s:%zu: more than %u YAML nodes", name, ev.start_mark.line + 1,
-              WR_CONF_NODES_MAX);
+      wr_conf_set_err(err, errlen, "%s:%zu: more than %u YAML nodes", name, ev.start_mark.line + 1,
+                      WR_CONF_NODES_MAX);
       rv = WR_ERR_CONFIG;
     }
     yaml_event_delete(&ev);
@@ -360,7 +360,7 @@ int wr_conf_load_mem(wr_conf **out, const char *name, const void *data, size_t l
   int rv;
 
   if (len > maxbytes) {
-    set_err(err, errlen, "%s: larger than %zu bytes", name, maxbytes);
+    wr_conf_set_err(err, errlen, "%s: larger than %zu bytes", name, maxbytes);
     return WR_ERR_TOOBIG;
   }
   rv = conf_scan(name, in, len, err, errlen);
@@ -369,11 +369,11 @@ int wr_conf_load_mem(wr_conf **out, const char *name, const void *data, size_t l
   rv = WR_ERR_NOMEM;
   c = calloc(1, sizeof(*c));
   if (c == NULL || (c->name = strdup(name)) == NULL) {
-    set_err(err, errlen, "%s: out of memory", name);
+    wr_conf_set_err(err, errlen, "%s: out of memory", name);
     goto out;
   }
   if (!yaml_parser_initialize(&p)) {
-    set_err(err, errlen, "%s: out of memory", name);
+    wr_conf_set_err(err, errlen, "%s: out of memory", name);
     goto out;
   }
   parser = true;
@@ -389,7 +389,7 @@ int wr_conf_load_mem(wr_conf **out, const char *name, const void *data, size_t l
     }
     rv = conf_add_doc(c, &doc);
     if (rv != 0) {
-      set_err(err, errlen, "%s", c->err);
+      wr_conf_set_err(err, errlen, "%s", c->err);
       goto out;
     }
   }
@@ -414,22 +414,22 @@ static int read_capped(const char *path, size_t maxbytes, wr_buf *b, char *err, 
   fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     rv = -errno;
-    set_err(err, errlen, "%s: %s", path, strerror(-rv));
+    wr_conf_set_err(err, errlen, "%s: %s", path, strerror(-rv));
     return rv;
   }
   if (fstat(fd, &st) < 0) {
     rv = -errno;
-    set_err(err, errlen, "%s: %s", path, strerror(-rv));
+    wr_conf_set_err(err, errlen, "%s: %s", path, strerror(-rv));
     goto out;
   }
   if (S_ISDIR(st.st_mode)) {
     rv = -EISDIR;
-    set_err(err, errlen, "%s: %s", path, strerror(EISDIR));
+    wr_conf_set_err(err, errlen, "%s: %s", path, strerror(EISDIR));
     goto out;
   }
   if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > maxbytes) {
     rv = WR_ERR_TOOBIG;
-    set_err(err, errlen, "%s: larger than %zu bytes", path, maxbytes);
+    wr_conf_set_err(err, errlen, "%s: larger than %zu bytes", path, maxbytes);
     goto out;
   }
   for (;;) {
@@ -438,18 +438,18 @@ static int read_capped(const char *path, size_t maxbytes, wr_buf *b, char *err, 
       continue;
     if (n < 0) {
       rv = -errno;
-      set_err(err, errlen, "%s: %s", path, strerror(-rv));
+      wr_conf_set_err(err, errlen, "%s: %s", path, strerror(-rv));
       goto out;
     }
     if (n == 0)
       break;
     rv = wr_buf_append(b, chunk, (size_t)n);
     if (rv == WR_ERR_TOOBIG) {
-      set_err(err, errlen, "%s: larger than %zu bytes", path, maxbytes);
+      wr_conf_set_err(err, errlen, "%s: larger than %zu bytes", path, maxbytes);
       goto out;
     }
     if (rv != 0) {
-      set_err(err, errlen, "%s: out of memory", path);
+      wr_conf_set_err(err, errlen, "%s: out of memory", path);
       goto out;
     }
   }
@@ -692,7 +692,7 @@ static int conf_verrorf(wr_conf_node n, const char *key, const char *fmt, va_lis
   }
   out_str(&o, msg);
   out_end(&o);
-  clean_msg(c->err);
+  wr_conf_clean_msg(c->err);
   return WR_ERR_CONFIG;
 }
 

@@ -1,8 +1,8 @@
 /*
  * informer.c - list + watch into an indexed cache (see informer.h).
  *
- * States: LISTING (pages of a consistent snapshot gathered into |listing|),
- * WATCHING (a stream fed to the kwatch parser), WAITING (backoff timer).
+ * One request at a time: a list page (a consistent snapshot gathered into
+ * |listing|), a watch stream fed to the kwatch parser, or the backoff timer.
  * The cache and the indexes are jansson objects used as hash maps:
  *   cache:  "ns/name" -> object
  *   index:  name -> { value -> { "ns/name": true } }
@@ -28,8 +28,6 @@
 #define MAX_INDEX_VALUES 16
 #define KEY_MAX 512
 
-enum inf_state { S_IDLE, S_LISTING, S_WATCHING, S_WAITING };
-
 struct index {
   char *name;
   wr_index_fn fn;
@@ -44,7 +42,6 @@ struct wr_informer {
   char *path, *labels, *fields;
   struct wr_informer_cbs cbs;
   void *ud;
-  enum inf_state state;
   json_t *cache;   /* key -> object */
   json_t *listing; /* key -> object, while a list is in progress */
   char list_rv[64];
@@ -274,7 +271,6 @@ static void do_list(wr_informer *inf, const char *cont) {
   char p[WR_KCLIENT_PATH_MAX], limit[16];
   int rv;
 
-  inf->state = S_LISTING;
   if (cont == NULL)
     inf->list_rv[0] = '\0';
   snprintf(p, sizeof(p), "%s", inf->path);
@@ -384,7 +380,6 @@ static void do_watch(wr_informer *inf) {
   char p[WR_KCLIENT_PATH_MAX], timeout[16];
   int rv;
 
-  inf->state = S_WATCHING;
   wr_kwatch_reset(&inf->parser);
   inf->stop_code = 0;
   inf->watch_events = 0;
@@ -439,7 +434,6 @@ static void backoff(wr_informer *inf, int relist) {
   inf->rng ^= inf->rng >> 7;
   inf->rng ^= inf->rng << 17;
   d = inf->backoff_ms + inf->rng % (inf->backoff_ms + 1);
-  inf->state = S_WAITING;
   log_debug("informer %s: retry in %llu ms", inf->path, (unsigned long long)d);
   uv_timer_start(&inf->timer, on_backoff, d, 0);
 }

@@ -756,28 +756,32 @@ fail:
   return NULL;
 }
 
+/* call_complete ends |k| with its one callback, then frees it. */
+static void call_complete(wr_kcall *k, int rv, json_t *obj, const struct wr_kstatus *st) {
+  call_unlink(k);
+  k->done = 1;
+  if (k->stream)
+    k->scbs->on_end(k->ud, rv, st);
+  else
+    k->cb(k->ud, rv, obj, st);
+  uv_close((uv_handle_t *)&k->retry, on_call_closed);
+}
+
 static void on_retry(uv_timer_t *t) {
   wr_kcall *k = t->data;
+  wr_kclient *c = k->c;
+  struct wr_kstatus st;
   int rv = call_submit(k);
 
-  if (rv < 0) {
-    wr_kclient *c = k->c;
-    struct wr_kstatus st;
-
-    call_unlink(k);
-    k->done = 1;
-    memset(&st, 0, sizeof(st));
-    st.retry_after = -1;
-    c->dispatching = 1;
-    if (k->stream)
-      k->scbs->on_end(k->ud, rv, &st);
-    else
-      k->cb(k->ud, rv, NULL, &st);
-    c->dispatching = 0;
-    uv_close((uv_handle_t *)&k->retry, on_call_closed);
-    if (c->dying)
-      client_finish_del(c);
-  }
+  if (rv == 0)
+    return;
+  memset(&st, 0, sizeof(st));
+  st.retry_after = -1;
+  c->dispatching = 1;
+  call_complete(k, rv, NULL, &st);
+  c->dispatching = 0;
+  if (c->dying)
+    client_finish_del(c);
 }
 
 /* finish decides what a completed transfer means and runs the callback. */
@@ -824,14 +828,8 @@ static void finish(wr_kcall *k, CURLcode rc) {
       log_debug("kube: %s %s: bad JSON in answer: %s", k->method, k->url, je.text);
     }
   }
-  call_unlink(k);
-  k->done = 1;
-  if (k->stream)
-    k->scbs->on_end(k->ud, rv, &st);
-  else
-    k->cb(k->ud, rv, obj, &st);
+  call_complete(k, rv, obj, &st);
   json_decref(obj);
-  uv_close((uv_handle_t *)&k->retry, on_call_closed);
 }
 
 static void check_done(wr_kclient *c) {
@@ -857,16 +855,10 @@ static void check_done(wr_kclient *c) {
 
 /* --- public verbs ------------------------------------------------------------------ */
 
-int wr_kclient_call(wr_kclient *c, const char *method, const char *path, const char *content_type,
-                    const char *body, size_t body_len, wr_kcall_cb cb, void *ud, wr_kcall **out) {
-  wr_kcall *k = call_new(c, method, path, content_type, body, body_len);
-  int rv;
+/* call_start submits a new call; a call that cannot start is freed. */
+static int call_start(wr_kcall *k, wr_kcall **out) {
+  int rv = call_submit(k);
 
-  if (k == NULL)
-    return c->dying || path[0] != '/' ? WR_ERR_INVAL : WR_ERR_NOMEM;
-  k->cb = cb;
-  k->ud = ud;
-  rv = call_submit(k);
   if (rv < 0) {
     call_free(k);
     return rv;
@@ -876,10 +868,20 @@ int wr_kclient_call(wr_kclient *c, const char *method, const char *path, const c
   return 0;
 }
 
+int wr_kclient_call(wr_kclient *c, const char *method, const char *path, const char *content_type,
+                    const char *body, size_t body_len, wr_kcall_cb cb, void *ud, wr_kcall **out) {
+  wr_kcall *k = call_new(c, method, path, content_type, body, body_len);
+
+  if (k == NULL)
+    return c->dying || path[0] != '/' ? WR_ERR_INVAL : WR_ERR_NOMEM;
+  k->cb = cb;
+  k->ud = ud;
+  return call_start(k, out);
+}
+
 int wr_kclient_stream(wr_kclient *c, const char *path, unsigned idle_s,
                       const struct wr_kstream_cbs *cbs, void *ud, wr_kcall **out) {
   wr_kcall *k = call_new(c, "GET", path, NULL, NULL, 0);
-  int rv;
 
   if (k == NULL)
     return c->dying || path[0] != '/' ? WR_ERR_INVAL : WR_ERR_NOMEM;
@@ -889,14 +891,7 @@ int wr_kclient_stream(wr_kclient *c, const char *path, unsigned idle_s,
   k->ud = ud;
   wr_buf_free(&k->resp);
   wr_buf_init(&k->resp, STREAM_ERR_BODY_MAX);
-  rv = call_submit(k);
-  if (rv < 0) {
-    call_free(k);
-    return rv;
-  }
-  if (out != NULL)
-    *out = k;
-  return 0;
+  return call_start(k, out);
 }
 
 int wr_kclient_get(wr_kclient *c, const char *path, wr_kcall_cb cb, void *ud, wr_kcall **out) {

@@ -46,28 +46,6 @@
 #define PEM_KEY_BEGIN "-----BEGIN "
 #define PEM_KEY_END "PRIVATE KEY-----"
 
-/* clean replaces control bytes so that text quoting input is safe to log. */
-static void clean(char *s) {
-  for (; *s != '\0'; s++) {
-    if ((unsigned char)*s < 0x20 || *s == 0x7f)
-      *s = '?';
-  }
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) WR_PRINTF(3, 4);
-
-/* set_err formats a message for the caller's |err|, cleaned. */
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-
-  if (err == NULL || errlen == 0)
-    return;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-  clean(err);
-}
-
 static char *dup_printf(const char *fmt, ...) WR_PRINTF(1, 2);
 
 /* dup_printf returns a malloc'd formatted string, or NULL. */
@@ -724,7 +702,7 @@ static int kc_build(struct kc_load *l, const char *context, bool *no_current) {
   l->kc.source = dup_printf("%s, context %.64s", wr_conf_name(l->conf), context);
   if (l->kc.namespace == NULL || l->kc.source == NULL)
     return WR_ERR_NOMEM;
-  clean(l->kc.source);
+  wr_conf_clean_msg(l->kc.source);
   return 0;
 }
 
@@ -776,9 +754,9 @@ static int kc_load_mem(struct wr_kconfig *out, const char *name, const void *dat
   l.dir = dir;
   rv = kc_build(&l, context, no_current);
   if (rv == WR_ERR_CONFIG)
-    set_err(err, errlen, "%s", wr_conf_errmsg(l.conf));
+    wr_conf_set_err(err, errlen, "%s", wr_conf_errmsg(l.conf));
   else if (rv != 0)
-    set_err(err, errlen, "%s: %s", name, wr_strerror(rv));
+    wr_conf_set_err(err, errlen, "%s: %s", name, wr_strerror(rv));
   if (rv == 0) {
     *out = l.kc;
     memset(&l.kc, 0, sizeof(l.kc));
@@ -807,15 +785,15 @@ static int kc_load_file(struct wr_kconfig *out, const char *path, const char *co
   *no_current = false;
   rv = read_file(path, WR_KCONFIG_FILE_MAX, &data, &len);
   if (rv != 0) {
-    set_err(err, errlen, "kubeconfig %s: %s", path,
-            file_error(rv, WR_KCONFIG_FILE_MAX, why, sizeof(why)));
+    wr_conf_set_err(err, errlen, "kubeconfig %s: %s", path,
+                    file_error(rv, WR_KCONFIG_FILE_MAX, why, sizeof(why)));
     return rv;
   }
   rv = abs_dir_of(path, &dir);
   if (rv == 0 && (name = dup_printf("kubeconfig %s", path)) == NULL)
     rv = WR_ERR_NOMEM;
   if (rv != 0)
-    set_err(err, errlen, "kubeconfig %s: %s", path, wr_strerror(rv));
+    wr_conf_set_err(err, errlen, "kubeconfig %s: %s", path, wr_strerror(rv));
   else
     rv = kc_load_mem(out, name, data, len, dir, context, no_current, err, errlen);
   wipe_free(data, len + 1);
@@ -850,10 +828,11 @@ static int incluster_server(const char *host, const char *port, char **out, char
   rv = normalize_server(url, out, &why);
   free(url);
   if (rv == WR_ERR_INVAL) {
-    set_err(err, errlen,
-            "in-cluster: KUBERNETES_SERVICE_HOST \"%.64s\" and KUBERNETES_SERVICE_PORT \"%.16s\" "
-            "give a URL that %s",
-            host, port, why);
+    wr_conf_set_err(
+        err, errlen,
+        "in-cluster: KUBERNETES_SERVICE_HOST \"%.64s\" and KUBERNETES_SERVICE_PORT \"%.16s\" "
+        "give a URL that %s",
+        host, port, why);
     rv = WR_ERR_CONFIG;
   }
   return rv;
@@ -869,7 +848,7 @@ static int incluster_read(const char *dir, const char *name, size_t cap, uint8_t
   snprintf(path, sizeof(path), "%s/%s", dir, name);
   rv = read_file(path, cap, out, len);
   if (rv != 0)
-    set_err(err, errlen, "in-cluster: %s: %s", path, file_error(rv, cap, why, sizeof(why)));
+    wr_conf_set_err(err, errlen, "in-cluster: %s: %s", path, file_error(rv, cap, why, sizeof(why)));
   return rv;
 }
 
@@ -885,10 +864,10 @@ static int incluster_files(struct wr_kconfig *kc, const char *dir, char *err, si
     return WR_ERR_NOMEM;
   rv = incluster_read(dir, "token", WR_KCONFIG_TOKEN_MAX, &tok, &toklen, err, errlen);
   if (rv == 0 && token_take(tok, toklen, &kc->token) != 0) {
-    set_err(err, errlen,
-            "in-cluster: %s: not a usable bearer token (empty, or whitespace or "
-            "control bytes inside)",
-            kc->token_file);
+    wr_conf_set_err(err, errlen,
+                    "in-cluster: %s: not a usable bearer token (empty, or whitespace or "
+                    "control bytes inside)",
+                    kc->token_file);
     rv = WR_ERR_CONFIG;
   }
   if (rv != 0)
@@ -896,7 +875,7 @@ static int incluster_files(struct wr_kconfig *kc, const char *dir, char *err, si
   rv =
       incluster_read(dir, "ca.crt", WR_KCONFIG_FILE_MAX, &kc->ca_pem, &kc->ca_pem_len, err, errlen);
   if (rv == 0 && !has_pem(kc->ca_pem, kc->ca_pem_len, false)) {
-    set_err(err, errlen, "in-cluster: %s/ca.crt: not a PEM certificate", dir);
+    wr_conf_set_err(err, errlen, "in-cluster: %s/ca.crt: not a PEM certificate", dir);
     rv = WR_ERR_CONFIG;
   }
   if (rv != 0)
@@ -911,8 +890,8 @@ static int incluster_files(struct wr_kconfig *kc, const char *dir, char *err, si
   while (nslen > 0 && is_space(ns[nslen - 1]))
     ns[--nslen] = '\0';
   if (strlen((const char *)ns) != nslen || !valid_namespace((const char *)ns)) {
-    set_err(err, errlen, "in-cluster: %s/namespace: \"%.64s\" is not a namespace name", dir,
-            (const char *)ns);
+    wr_conf_set_err(err, errlen, "in-cluster: %s/namespace: \"%.64s\" is not a namespace name", dir,
+                    (const char *)ns);
     free(ns);
     return WR_ERR_CONFIG;
   }
@@ -929,9 +908,9 @@ int wr_kconfig_load_incluster(struct wr_kconfig *out, const char *root, char *er
 
   memset(&kc, 0, sizeof(kc));
   if (host == NULL || host[0] == '\0' || port == NULL || port[0] == '\0') {
-    set_err(err, errlen,
-            "in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set "
-            "(not running in a pod)");
+    wr_conf_set_err(err, errlen,
+                    "in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set "
+                    "(not running in a pod)");
     return WR_ERR_NOTFOUND;
   }
   rv = incluster_server(host, port, &kc.server, err, errlen);
@@ -944,7 +923,7 @@ int wr_kconfig_load_incluster(struct wr_kconfig *out, const char *root, char *er
     rv = dir == NULL ? WR_ERR_NOMEM : 0;
   }
   if (rv == 0 && strlen(dir) >= KC_PATH_MAX - 16) {
-    set_err(err, errlen, "in-cluster: root directory path too long");
+    wr_conf_set_err(err, errlen, "in-cluster: root directory path too long");
     rv = WR_ERR_CONFIG;
   }
   if (rv == 0)
@@ -952,7 +931,7 @@ int wr_kconfig_load_incluster(struct wr_kconfig *out, const char *root, char *er
   if (rv == 0 && (kc.source = dup_printf("in-cluster (%s)", dir)) == NULL)
     rv = WR_ERR_NOMEM;
   if (rv == WR_ERR_NOMEM)
-    set_err(err, errlen, "in-cluster: out of memory");
+    wr_conf_set_err(err, errlen, "in-cluster: out of memory");
   if (rv == 0) {
     *out = kc;
     memset(&kc, 0, sizeof(kc));
@@ -980,7 +959,7 @@ static int load_env_list(struct wr_kconfig *out, const char *list, char *err, si
   int rv;
 
   if (strlen(list) > KC_ENV_MAX) {
-    set_err(err, errlen, "$KUBECONFIG: longer than %d bytes", KC_ENV_MAX);
+    wr_conf_set_err(err, errlen, "$KUBECONFIG: longer than %d bytes", KC_ENV_MAX);
     return WR_ERR_TOOBIG;
   }
   for (; *p != '\0'; p = *end == ':' ? end + 1 : end) {
@@ -991,7 +970,8 @@ static int load_env_list(struct wr_kconfig *out, const char *list, char *err, si
     if (n == 0)
       continue;
     if (n >= sizeof(path)) {
-      set_err(err, errlen, "$KUBECONFIG: a path is longer than %zu bytes", sizeof(path) - 1);
+      wr_conf_set_err(err, errlen, "$KUBECONFIG: a path is longer than %zu bytes",
+                      sizeof(path) - 1);
       return WR_ERR_CONFIG;
     }
     memcpy(path, p, n);
@@ -1002,10 +982,11 @@ static int load_env_list(struct wr_kconfig *out, const char *list, char *err, si
     if (rv == 0 || !no_current)
       return rv;
   }
-  set_err(err, errlen,
-          "$KUBECONFIG \"%.200s\": no file in the list exists and sets current-context (only "
-          "one file is used, not a merge of all)",
-          list);
+  wr_conf_set_err(
+      err, errlen,
+      "$KUBECONFIG \"%.200s\": no file in the list exists and sets current-context (only "
+      "one file is used, not a merge of all)",
+      list);
   return WR_ERR_NOTFOUND;
 }
 
@@ -1043,10 +1024,11 @@ int wr_kconfig_load_default(struct wr_kconfig *out, const char *explicit_path, c
     log_warnx("%s; using %s", err != NULL && errlen > 0 ? err : "in-cluster failed", home);
   }
   if (!have_home || !file_exists(home)) {
-    set_err(err, errlen,
-            "no Kubernetes API configuration: no --kubeconfig, $KUBECONFIG is unset, not in a pod "
-            "and no %s",
-            have_home ? home : "home directory");
+    wr_conf_set_err(
+        err, errlen,
+        "no Kubernetes API configuration: no --kubeconfig, $KUBECONFIG is unset, not in a pod "
+        "and no %s",
+        have_home ? home : "home directory");
     return WR_ERR_NOTFOUND;
   }
   return wr_kconfig_load_kubeconfig(out, home, NULL, err, errlen);

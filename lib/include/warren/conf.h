@@ -129,6 +129,13 @@ int wr_conf_get_seq(wr_conf_node map, const char *key, unsigned flags, size_t mi
  * that want typos caught. Returns 0 or WR_ERR_CONFIG. */
 int wr_conf_check_keys(wr_conf_node map, const char *const *known);
 
+/* wr_conf_set_err formats a message for a caller's |err| buffer (NULL or 0
+ * length: nothing), with control bytes replaced by wr_conf_clean_msg. */
+void wr_conf_set_err(char *err, size_t errlen, const char *fmt, ...) WR_PRINTF(3, 4);
+/* wr_conf_clean_msg replaces control bytes in |s| so that a message quoting
+ * input is safe to print. */
+void wr_conf_clean_msg(char *s);
+
 /* wr_conf_errorf records "<name>:<line>: <path of n>: <message>" and returns
  * WR_ERR_CONFIG, for checks done by the caller. */
 int wr_conf_errorf(wr_conf_node n, const char *fmt, ...) WR_PRINTF(2, 3);
