@@ -10,11 +10,13 @@ themselves: hack/test's deps stage does). Logs of a failed module are copied to
 ${WARREN_BUILD_DIR}/test-logs/kube/ (WARREN_KEEP_LOGS=1: of passing ones too).
 """
 
+import contextlib
 import json
 import os
 import shutil
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -193,3 +195,27 @@ class ControlPlane:
         ok = status if isinstance(status, tuple) else (status,)
         assert r.status in ok, "%s %s: expected HTTP %s, got %r" % (method, path, status, r)
         return r
+
+
+@contextlib.contextmanager
+def module_control_plane(request, name):
+    """A control plane for one test module (use it in a module-scoped fixture). When a test of the
+    module failed (or WARREN_KEEP_LOGS is set), the logs are copied under LOG_ROOT/|name| and, on
+    failure, their tails printed. Stopped (hack/kube-down) and removed on exit."""
+    tmp = tempfile.mkdtemp(prefix="warren-%s-" % name.replace("_", "-"))
+    c = ControlPlane(tmp)
+    failed_before = request.session.testsfailed
+    started = False
+    try:
+        took = c.up()
+        started = True
+        print("kube-up to ready: %.1f s" % took)
+        yield c
+    finally:
+        failed = request.session.testsfailed > failed_before or not started
+        if (failed or KEEP_LOGS) and os.path.isdir(os.path.join(tmp, "logs")):
+            print("control plane logs kept in %s" % c.keep_logs(name))
+        if failed:
+            print(c.logs())
+        c.down()
+        shutil.rmtree(tmp, ignore_errors=True)

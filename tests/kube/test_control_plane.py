@@ -10,7 +10,6 @@ two control planes side by side; kube-down stops everything and can be called tw
 """
 
 import os
-import shutil
 import stat
 import tempfile
 import time
@@ -71,29 +70,14 @@ CRD = {
 
 @pytest.fixture(scope="module")
 def cp(request):
-    tmp = tempfile.mkdtemp(prefix="warren-kube-")
-    c = kube.ControlPlane(tmp)
-    failed_before = request.session.testsfailed
-    started = False
-    try:
-        took = c.up()
-        started = True
-        print("kube-up to ready: %.1f s" % took)
+    with kube.module_control_plane(request, "test_control_plane") as c:
         yield c
-    finally:
-        failed = request.session.testsfailed > failed_before or not started
-        if (failed or kube.KEEP_LOGS) and os.path.isdir(os.path.join(tmp, "logs")):
-            print("control plane logs kept in %s" % c.keep_logs("test_control_plane"))
-        if failed:
-            print(c.logs())
         pids = [int(p) for p in c.env.get("KUBE_PIDS", "").split()]
-        c.down()
-        c.down()  # safe to call twice
+        c.down()  # and once more as the context ends: safe to call twice
         for p in pids:
             assert not alive(p), "pid %d still running after hack/kube-down" % p
         for name in ("etcd", "kube-apiserver", "kube-controller-manager"):
-            assert not os.path.exists(os.path.join(tmp, name + ".pid"))
-        shutil.rmtree(tmp, ignore_errors=True)
+            assert not os.path.exists(os.path.join(c.dir, name + ".pid"))
 
 
 def alive(pid):

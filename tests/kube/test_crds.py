@@ -606,23 +606,8 @@ def test_static_validator_refuses():
 
 @pytest.fixture(scope="module")
 def cp(request):
-    tmp = tempfile.mkdtemp(prefix="warren-crds-")
-    c = kube.ControlPlane(tmp)
-    failed_before = request.session.testsfailed
-    started = False
-    try:
-        took = c.up()
-        started = True
-        print("kube-up to ready: %.1f s" % took)
+    with kube.module_control_plane(request, "test_crds") as c:
         yield c
-    finally:
-        failed = request.session.testsfailed > failed_before or not started
-        if (failed or kube.KEEP_LOGS) and os.path.isdir(os.path.join(tmp, "logs")):
-            print("control plane logs kept in %s" % c.keep_logs("test_crds"))
-        if failed:
-            print(c.logs())
-        c.down()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def server_minor(cp):

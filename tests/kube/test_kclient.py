@@ -9,86 +9,53 @@ import http.server
 import json
 import os
 import signal
-import ssl
 import subprocess
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-KUBE_CHECK = os.environ.get("KUBE_CHECK", os.path.join(ROOT, "build", "tests", "kube", "kube_check"))
+import kube
+
+KUBE_CHECK = os.environ.get("KUBE_CHECK", os.path.join(kube.BUILD, "tests", "kube", "kube_check"))
 WIDGETS = "/apis/test.warren.dev/v1"
 
 
-class ControlPlane:
-    def __init__(self, d):
-        self.dir = d
-        out = subprocess.run(["bash", "-c", 'set -a; . "$1/env"; env -0', "-", d], check=True,
-                             capture_output=True).stdout.decode()
-        self.env = dict(kv.split("=", 1) for kv in out.split("\0") if "=" in kv)
-        self.server = self.env["KUBE_SERVER"]
-        self.ctx = ssl.create_default_context(cafile=self.env["KUBE_CA"])
+def ok(cp, method, path, body=None, ctype="application/json"):
+    """A request that must succeed; returns the decoded answer."""
+    return cp.expect(method, path, (200, 201), body, content_type=ctype).json
 
-    def request(self, method, path, body=None, ctype="application/json", token=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + (token or self.env["KUBE_ADMIN_TOKEN"]))
-        if data is not None:
-            req.add_header("Content-Type", ctype)
-        try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=30) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
 
-    def ok(self, method, path, body=None, ctype="application/json"):
-        code, obj = self.request(method, path, body, ctype)
-        assert 200 <= code < 300, f"{method} {path}: {code} {obj}"
-        return obj
+def namespace(cp, name):
+    cp.expect("POST", "/api/v1/namespaces", (201, 409),
+              {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
 
-    def namespace(self, name):
-        code, obj = self.request("POST", "/api/v1/namespaces",
-                                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-        assert code in (201, 409), obj
-        return name
 
-    def check_env(self, ns, token_var=None):
-        env = dict(os.environ)
-        env.update({k: self.env[k] for k in ("KUBE_SERVER", "KUBE_CA", "KUBE_ADMIN_TOKEN", "KUBE_NOBODY_TOKEN",
-                                             "KUBE_KUBECONFIG_NOBODY")})
-        env["KUBE_NS"] = ns
-        return env
+def check_env(cp, ns):
+    """The environment kube_check reads: server, CA, tokens, the nobody kubeconfig, the namespace."""
+    env = dict(os.environ)
+    env.update({k: cp.env[k] for k in ("KUBE_SERVER", "KUBE_CA", "KUBE_ADMIN_TOKEN", "KUBE_NOBODY_TOKEN",
+                                       "KUBE_KUBECONFIG_NOBODY")})
+    env["KUBE_NS"] = ns
+    return env
 
-    def run_check(self, ns, *args, timeout=300):
-        p = subprocess.run([KUBE_CHECK, *args], env=self.check_env(ns), capture_output=True, text=True,
-                           timeout=timeout)
-        print(p.stdout)
-        print(p.stderr)
-        return p
 
-    def restart_apiserver(self):
-        subprocess.run([os.path.join(ROOT, "hack", "kube-up"), self.dir, "--apiserver-only"], check=True,
-                       timeout=120)
-        self.__init__(self.dir)
+def run_check(cp, ns, *args, timeout=300):
+    p = subprocess.run([KUBE_CHECK, *args], env=check_env(cp, ns), capture_output=True, text=True,
+                       timeout=timeout)
+    print(p.stdout)
+    print(p.stderr)
+    return p
 
 
 @pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("kube"))
-    subprocess.run([os.path.join(ROOT, "hack", "kube-up"), d], check=True, timeout=600)
-    try:
-        plane = ControlPlane(d)
-        p = subprocess.run([KUBE_CHECK, "crd"], env=plane.check_env("default"), capture_output=True,
-                           text=True, timeout=60)
-        print(p.stdout, p.stderr)
+def cp(request):
+    with kube.module_control_plane(request, "test_kclient") as c:
+        p = run_check(c, "default", "crd", timeout=60)
         assert p.returncode == 0, "installing the test CRD failed"
-        yield plane
-    finally:
-        subprocess.run([os.path.join(ROOT, "hack", "kube-down"), d], timeout=120)
+        yield c
 
 
 def widget(ns, name, size, color="red"):
@@ -97,19 +64,19 @@ def widget(ns, name, size, color="red"):
 
 
 def test_crud_conflict_patch_apply_status_delete(cp):
-    p = cp.run_check(cp.namespace("t-crud"), "crud")
+    p = run_check(cp, namespace(cp, "t-crud"), "crud")
     assert p.returncode == 0 and "crud: PASS" in p.stdout
 
 
 def test_paged_list_of_1200(cp):
-    p = cp.run_check(cp.namespace("t-paging"), "paging", "1200")
+    p = run_check(cp, namespace(cp, "t-paging"), "paging", "1200")
     assert p.returncode == 0 and "paging: PASS" in p.stdout
     assert "1200 objects in 3 pages" in p.stdout
 
 
 def test_token_without_rights_gets_403(cp):
     """Connected through the "nobody" kubeconfig (lib/kconfig: CA file, token, TLS verified)."""
-    p = cp.run_check(cp.namespace("t-rbac"), "rbac")
+    p = run_check(cp, namespace(cp, "t-rbac"), "rbac")
     assert p.returncode == 0 and "rbac: PASS" in p.stdout
     assert "ok: kubeconfig " in p.stdout
 
@@ -139,7 +106,7 @@ def test_429_with_retry_after_is_retried(cp):
     srv = http.server.HTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        env = cp.check_env("default")
+        env = check_env(cp, "default")
         env["KUBE_SERVER"] = "http://127.0.0.1:%d" % srv.server_address[1]
         p = subprocess.run([KUBE_CHECK, "retry", "/apis/x/v1/widgets"], env=env, capture_output=True,
                            text=True, timeout=60)
@@ -154,7 +121,7 @@ class Informer:
     """kube_check informer as a child process; its event lines collected by a thread."""
 
     def __init__(self, cp, ns):
-        self.p = subprocess.Popen([KUBE_CHECK, "informer"], env=cp.check_env(ns), stdout=subprocess.PIPE,
+        self.p = subprocess.Popen([KUBE_CHECK, "informer"], env=check_env(cp, ns), stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.t = threading.Thread(target=self._read, daemon=True)
@@ -194,19 +161,19 @@ class Informer:
 
 
 def server_state(cp, ns):
-    items = cp.ok("GET", f"{WIDGETS}/namespaces/{ns}/widgets")["items"]
+    items = ok(cp, "GET", f"{WIDGETS}/namespaces/{ns}/widgets")["items"]
     return {f"{ns}/{o['metadata']['name']}": (o["metadata"]["resourceVersion"], o["spec"].get("size", -1))
             for o in items}
 
 
 def test_informer_watch_survives_apiserver_restart(cp):
-    ns = cp.namespace("t-inf-restart")
+    ns = namespace(cp, "t-inf-restart")
     for i in range(10):
-        cp.ok("POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 0))
+        ok(cp, "POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 0))
     inf = Informer(cp, ns)
     inf.wait_for(lambda ls: any(x.startswith("SYNCED 10") for x in ls), 30, "SYNCED 10")
     assert len(inf.events(("ADD-INITIAL",))) == 10
-    cp.ok("PATCH", f"{WIDGETS}/namespaces/{ns}/widgets/w0", {"spec": {"size": 1}},
+    ok(cp, "PATCH", f"{WIDGETS}/namespaces/{ns}/widgets/w0", {"spec": {"size": 1}},
           "application/merge-patch+json")
     inf.wait_for(lambda ls: any(x.startswith("UPDATE " + ns + "/w0") for x in ls), 20, "w0 update")
 
@@ -215,14 +182,14 @@ def test_informer_watch_survives_apiserver_restart(cp):
     # and resuming may be answered 410 (a restarted watch cache starts at etcd's current revision)
     # and turn into a relist. With nothing changed in between, either way must yield no event. A
     # probe object tells when it is watching again; every change after that must arrive once.
-    cp.ok("POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, "probe", 0))
+    ok(cp, "POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, "probe", 0))
     inf.wait_for(lambda ls: any(x.startswith("ADD " + ns + "/probe ") for x in ls), 60, "the probe")
     for i in range(10):
-        cp.ok("PATCH", f"{WIDGETS}/namespaces/{ns}/widgets/w{i}", {"spec": {"size": 2}},
+        ok(cp, "PATCH", f"{WIDGETS}/namespaces/{ns}/widgets/w{i}", {"spec": {"size": 2}},
               "application/merge-patch+json")
     for i in range(10, 15):
-        cp.ok("POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 2))
-    cp.ok("DELETE", f"{WIDGETS}/namespaces/{ns}/widgets/w5")
+        ok(cp, "POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 2))
+    ok(cp, "DELETE", f"{WIDGETS}/namespaces/{ns}/widgets/w5")
     want = server_state(cp, ns)
     n = 1 + 1 + 10 + 5 + 1  # w0 before, the probe, 10 patches, 5 creates, 1 delete
     inf.wait_for(lambda ls: sum(1 for x in ls if x.startswith(("UPDATE", "ADD ", "DELETE"))) >= n,
@@ -242,9 +209,9 @@ def test_informer_watch_survives_apiserver_restart(cp):
 def test_informer_relists_after_compaction(cp):
     """A watch resumed from a compacted resourceVersion gets 410 and relists; the cache then equals the
     server's state and objects deleted meanwhile are reported with final state unknown."""
-    ns = cp.namespace("t-inf-410")
+    ns = namespace(cp, "t-inf-410")
     for i in range(20):
-        cp.ok("POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 0))
+        ok(cp, "POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 0))
     inf = Informer(cp, ns)
     inf.wait_for(lambda ls: any(x.startswith("SYNCED 20") for x in ls), 30, "SYNCED 20")
     os.kill(inf.p.pid, signal.SIGSTOP)  # the informer misses everything from here
@@ -252,12 +219,12 @@ def test_informer_relists_after_compaction(cp):
         # break its watch while nothing is in flight on it, so no event waits in its socket
         cp.restart_apiserver()
         for i in range(0, 20, 2):
-            cp.ok("DELETE", f"{WIDGETS}/namespaces/{ns}/widgets/w{i}")
+            ok(cp, "DELETE", f"{WIDGETS}/namespaces/{ns}/widgets/w{i}")
         for i in range(1, 20, 2):
-            cp.ok("PATCH", f"{WIDGETS}/namespaces/{ns}/widgets/w{i}", {"spec": {"size": 7}},
+            ok(cp, "PATCH", f"{WIDGETS}/namespaces/{ns}/widgets/w{i}", {"spec": {"size": 7}},
                   "application/merge-patch+json")
         for i in range(20, 25):
-            cp.ok("POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 7, "blue"))
+            ok(cp, "POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 7, "blue"))
         # compact etcd at its current revision, and restart the apiserver again so that its watch
         # cache no longer holds these events either: resuming from the informer's revision is 410
         rev = json.loads(subprocess.run(["etcdctl", "--endpoints", cp.env["ETCD_ENDPOINT"], "endpoint", "status",
@@ -365,18 +332,18 @@ def test_informer_relists_on_http_410():
 
 
 def test_leader_hands_over_when_holder_is_killed(cp):
-    ns = cp.namespace("t-leader")
-    a = subprocess.Popen([KUBE_CHECK, "leader", "alpha"], env=cp.check_env(ns), stdout=subprocess.PIPE, text=True)
+    ns = namespace(cp, "t-leader")
+    a = subprocess.Popen([KUBE_CHECK, "leader", "alpha"], env=check_env(cp, ns), stdout=subprocess.PIPE, text=True)
     line = a.stdout.readline()
     assert line.startswith("LEADER alpha") or line.startswith("LEADING"), line
     while not line.startswith("LEADING"):
         line = a.stdout.readline()
         assert line, "alpha exited"
-    b = subprocess.Popen([KUBE_CHECK, "leader", "beta"], env=cp.check_env(ns), stdout=subprocess.PIPE, text=True)
+    b = subprocess.Popen([KUBE_CHECK, "leader", "beta"], env=check_env(cp, ns), stdout=subprocess.PIPE, text=True)
     try:
         assert b.stdout.readline().startswith("LEADER alpha")
         time.sleep(3)  # beta keeps following alpha's renewals
-        lease = cp.ok("GET", f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/kube-check")
+        lease = ok(cp, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/kube-check")
         assert lease["spec"]["holderIdentity"] == "alpha"
         assert lease["spec"]["leaseDurationSeconds"] == 15
         a.kill()
@@ -389,13 +356,13 @@ def test_leader_hands_over_when_holder_is_killed(cp):
         took = float(line.split("t=")[1]) - killed
         print(f"handover after {took:.1f} s")
         assert took <= 15 + 2.5, took  # lease duration, plus one retry period of slack
-        lease = cp.ok("GET", f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/kube-check")
+        lease = ok(cp, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/kube-check")
         assert lease["spec"]["holderIdentity"] == "beta" and lease["spec"]["leaseTransitions"] == 1
         # beta releases on SIGTERM: the Lease is left without a holder
         b.send_signal(signal.SIGTERM)
         rest = b.communicate(timeout=30)[0]
         assert "RELEASED" in rest and b.returncode == 0, rest
-        lease = cp.ok("GET", f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/kube-check")
+        lease = ok(cp, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/kube-check")
         assert lease["spec"].get("holderIdentity", "") == ""
     finally:
         for p in (a, b):
