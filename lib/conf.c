@@ -596,6 +596,13 @@ const char *wr_conf_scalar(wr_conf_node n) {
   return (const char *)node->data.scalar.value;
 }
 
+bool wr_conf_plain(wr_conf_node n) {
+  yaml_node_t *node = node_get(n);
+
+  return node != NULL && node->type == YAML_SCALAR_NODE &&
+         node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
 wr_conf_node wr_conf_map_get(wr_conf_node map, const char *key) {
   yaml_node_t *node = node_get(map), *k;
   size_t klen = strlen(key);

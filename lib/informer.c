@@ -137,6 +137,8 @@ static void cache_put(wr_informer *inf, json_t *obj, int from_list) {
     return;
   if (!inf->o.keep_managed_fields)
     json_object_del(json_object_get(obj, "metadata"), "managedFields");
+  if (inf->o.transform != NULL)
+    inf->o.transform(inf->ud, obj);
   old = json_object_get(inf->cache, key);
   if (old == NULL && json_object_size(inf->cache) >= inf->o.max_objects) {
     log_warnx("informer %s: cache full (%zu objects): %s not cached", inf->path, inf->o.max_objects,

@@ -40,6 +40,7 @@ struct wr_kclient {
   uint8_t *ca, *cert, *key;
   wr_kcall *calls;         /* every live call */
   struct wr_kconfig *kcfg; /* wr_kclient_new_kconfig: the token's source */
+  struct wr_kclient_stats stats;
   unsigned dispatching : 1, dying : 1;
 };
 
@@ -784,6 +785,22 @@ static void on_retry(uv_timer_t *t) {
     client_finish_del(c);
 }
 
+/* count records one answered (or failed) attempt, retries included, as
+ * client-go's rest_client_requests_total does. */
+static void count(wr_kclient *c, const char *method, long code) {
+  static const char *const methods[WR_KMETHODS] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+  size_t m, cls = code >= 200 && code < 600 ? (size_t)(code / 100) - 1 : 0;
+
+  for (m = 0; m < WR_KMETHODS - 1 && strcmp(methods[m], method) != 0; m++)
+    ;
+  c->stats.requests[m][cls]++;
+  c->stats.total++;
+}
+
+void wr_kclient_stats(const wr_kclient *c, struct wr_kclient_stats *st) {
+  *st = c->stats;
+}
+
 /* finish decides what a completed transfer means and runs the callback. */
 static void finish(wr_kcall *k, CURLcode rc) {
   wr_kclient *c = k->c;
@@ -797,6 +814,7 @@ static void finish(wr_kcall *k, CURLcode rc) {
   curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &code);
   curl_multi_remove_handle(c->multi, k->easy);
   k->in_multi = 0;
+  count(c, k->method, rc == CURLE_OK ? code : 0);
   if (k->stream && rc == CURLE_WRITE_ERROR && k->stream_stop != 0) {
     rv = k->stream_stop;
   } else if (rc != CURLE_OK) {

@@ -103,9 +103,9 @@ static bool is_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-/* valid_dns_name matches [a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*,
+/* wr_routes_dns_name matches [a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*,
  * the pattern of the CRDs' hostnames and of Kubernetes object names. */
-static bool valid_dns_name(const char *s, size_t n) {
+bool wr_routes_dns_name(const char *s, size_t n) {
   size_t i, start = 0;
 
   if (n == 0)
@@ -169,15 +169,12 @@ static const char *parse_host(const char *s, size_t n, char *buf, size_t len) {
       return "invalid IPv4 address";
     return NULL;
   }
-  if (!valid_dns_name(buf, n))
+  if (!wr_routes_dns_name(buf, n))
     return "invalid host name";
   return NULL;
 }
 
-/* parse_endpoint turns a backend endpoint ("http://host:port/path",
- * "https://[v6]", "host:port") into |target| ("host:port", "[v6]:port").
- * Returns NULL, or why the URL is refused. */
-static const char *parse_endpoint(const char *url, char *target, size_t len) {
+const char *wr_routes_endpoint(const char *url, char *target, size_t len) {
   char host[NAME_MAX_LEN + 2], v6[INET6_ADDRSTRLEN];
   const char *p = url, *end, *hend, *port = NULL, *why;
   unsigned defport = 0, portnum;
@@ -263,7 +260,7 @@ static int load_meta(wr_conf_node root, const char **ns, const char **name, wr_c
   rv = wr_conf_get_map(root, "metadata", WR_CONF_REQUIRED, &meta);
   if (rv == 0)
     rv = wr_conf_get_str(meta, "name", WR_CONF_REQUIRED, name);
-  if (rv == 0 && !valid_dns_name(*name, strlen(*name)))
+  if (rv == 0 && !wr_routes_dns_name(*name, strlen(*name)))
     rv = wr_conf_errorf(wr_conf_map_get(meta, "name"),
                         "expected a lowercase DNS name (a-z, 0-9, '-', '.'), found \"%.64s\"",
                         *name);
@@ -421,7 +418,7 @@ static int load_hostname(struct loader *l, wr_conf_node item, const char *proxy,
   if (n == 0 || !lower_copy(buf, sizeof(buf), s, n))
     return wr_conf_errorf(item, "expected a hostname of 1 to 253 characters");
   name = strncmp(buf, "*.", 2) == 0 ? buf + 2 : buf;
-  if (!valid_dns_name(name, strlen(name)))
+  if (!wr_routes_dns_name(name, strlen(name)))
     return wr_conf_errorf(item,
                           "expected a hostname (labels of a-z, 0-9 and '-', optionally after "
                           "\"*.\"), found \"%.64s\"",
@@ -500,7 +497,7 @@ static int load_rule(struct loader *l, wr_conf_node rule, const struct proxy *px
   rv = wr_conf_get_str(backend, "endpoint", WR_CONF_REQUIRED, &endpoint);
   if (rv != 0)
     return rv;
-  why = parse_endpoint(endpoint, target, sizeof(target));
+  why = wr_routes_endpoint(endpoint, target, sizeof(target));
   if (why != NULL)
     return wr_conf_errorf(wr_conf_map_get(backend, "endpoint"), "invalid endpoint URL: %s", why);
   for (h = host0; h < l->nhosts; h++) {
@@ -751,7 +748,7 @@ static bool host_name(const char *host, char *buf, size_t len) {
     n--;
   if (n > NAME_MAX_LEN || !lower_copy(buf, len, host, n))
     return false;
-  return valid_dns_name(buf, n);
+  return wr_routes_dns_name(buf, n);
 }
 
 /* find_route returns the first route named exactly |name| in the sorted table. */

@@ -33,6 +33,18 @@ class Timeout(AssertionError):
     pass
 
 
+def shared_dir(*parts):
+    """A path in the shared reference fixtures (upstream CRDs, Envoy Gateway xDS output), which
+    live outside the repository: $WARREN_SHARED, else ../shared next to the checkout. Missing
+    fixtures fail the test with that hint; they are never a reason to skip."""
+    candidates = [os.environ.get("WARREN_SHARED", ""), os.path.join(os.path.dirname(REPO), "shared")]
+    for base in candidates:
+        if base and os.path.isdir(os.path.join(base, "fixtures")):
+            return os.path.join(base, *parts)
+    raise AssertionError("shared fixtures not found: set WARREN_SHARED to the directory holding "
+                         "fixtures/ (tried %s)" % ", ".join(c for c in candidates if c))
+
+
 def wait_for(fn, timeout, what, interval=0.1):
     """Calls fn() until it returns something truthy (returned), at most |timeout| seconds."""
     deadline = time.monotonic() + timeout
@@ -195,6 +207,36 @@ class ControlPlane:
         ok = status if isinstance(status, tuple) else (status,)
         assert r.status in ok, "%s %s: expected HTTP %s, got %r" % (method, path, status, r)
         return r
+
+
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+def install_crds(cp, paths):
+    """Creates the CRDs in the YAML files |paths| through the REST API (create, not apply: the big
+    upstream CRDs exceed the annotation apply would need) and waits until each is Established and
+    its resource served."""
+    import yaml  # python3-yaml; imported here so kube.py itself needs nothing beyond the stdlib
+
+    crds = []
+    for p in paths:
+        with open(p) as f:
+            crds += [d for d in yaml.safe_load_all(f) if d]
+    for crd in crds:
+        r = cp.post(CRDS, crd)
+        assert r.status in (201, 409), "%s: %r" % (crd["metadata"]["name"], r)
+    for crd in crds:
+        name = crd["metadata"]["name"]
+
+        def established():
+            g = cp.expect("GET", CRDS + "/" + name, 200).json
+            conds = {c["type"]: c["status"] for c in (g.get("status") or {}).get("conditions") or []}
+            return conds.get("Established") == "True" and conds.get("NamesAccepted") == "True"
+
+        wait_for(established, 30, "CRD %s Established" % name)
+        v = [v["name"] for v in crd["spec"]["versions"] if v.get("served")][0]
+        path = "/apis/%s/%s/%s" % (crd["spec"]["group"], v, crd["spec"]["names"]["plural"])
+        wait_for(lambda: cp.get(path).status == 200, 10, "GET " + path)
 
 
 @contextlib.contextmanager

@@ -215,6 +215,40 @@ static void test_int_bool(void **state) {
   wr_conf_del(c);
 }
 
+static void test_plain(void **state) {
+  wr_conf *c = load("a: x\n"
+                    "b: \"x\"\n"
+                    "c: 'x'\n"
+                    "d: |\n"
+                    "  x\n"
+                    "e: >\n"
+                    "  x\n"
+                    "f:\n"
+                    "g: [1]\n"
+                    "? multi\n"
+                    "  line\n"
+                    ": 1\n");
+  wr_conf_node root = wr_conf_root(c, 0);
+
+  (void)state;
+  assert_true(wr_conf_plain(wr_conf_map_get(root, "a")));
+  assert_false(wr_conf_plain(wr_conf_map_get(root, "b")));
+  assert_false(wr_conf_plain(wr_conf_map_get(root, "c")));
+  assert_false(wr_conf_plain(wr_conf_map_get(root, "d")));
+  assert_false(wr_conf_plain(wr_conf_map_get(root, "e")));
+  /* A null is a plain scalar too; collections and none are not scalars. */
+  assert_int_equal(wr_conf_kind(wr_conf_map_get(root, "f")), WR_CONF_NULL);
+  assert_true(wr_conf_plain(wr_conf_map_get(root, "f")));
+  assert_false(wr_conf_plain(wr_conf_map_get(root, "g")));
+  assert_true(wr_conf_plain(wr_conf_seq_at(wr_conf_map_get(root, "g"), 0)));
+  assert_false(wr_conf_plain(wr_conf_map_get(root, "missing")));
+  assert_false(wr_conf_plain(root));
+  /* Keys are nodes too: a folded multi-line plain key. */
+  assert_true(wr_conf_plain(wr_conf_map_key(root, 7)));
+  assert_string_equal(wr_conf_scalar(wr_conf_map_key(root, 7)), "multi line");
+  wr_conf_del(c);
+}
+
 static void test_check_keys(void **state) {
   static const char *const known[] = {"name", "port", NULL};
   wr_conf *c = load("server:\n"
@@ -378,7 +412,7 @@ int main(void) {
       cmocka_unit_test(test_check_keys),    cmocka_unit_test(test_empty_documents),
       cmocka_unit_test(test_yaml_errors),   cmocka_unit_test(test_aliases_refused),
       cmocka_unit_test(test_limits),        cmocka_unit_test(test_message_hygiene),
-      cmocka_unit_test(test_load_file),
+      cmocka_unit_test(test_load_file),     cmocka_unit_test(test_plain),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,6 +91,10 @@ void wr_conf_path(wr_conf_node n, char *buf, size_t len);
 /* wr_conf_scalar returns the text of a scalar (also of a null one), else
  * NULL. It may contain a NUL byte; wr_conf_str refuses those. */
 const char *wr_conf_scalar(wr_conf_node n);
+/* wr_conf_plain tells whether |n| is a plain (unquoted, non-block) scalar,
+ * also a null one: only plain scalars may be read as other types than strings
+ * (YAML 1.2 core schema), so a converter needs to know. False for none. */
+bool wr_conf_plain(wr_conf_node n);
 /* wr_conf_map_get returns the value of |key| in mapping |map|, or none. */
 wr_conf_node wr_conf_map_get(wr_conf_node map, const char *key);
 /* wr_conf_map_len counts the pairs of a mapping (0 for other kinds). */

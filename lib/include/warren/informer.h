@@ -53,6 +53,10 @@ struct wr_informer_opts {
   unsigned idle_s;            /* a watch silent this long is restarted; 0: none */
   int keep_managed_fields;    /* 0: drop metadata.managedFields from cached objects (they are
                                  server-side apply bookkeeping, often most of an object) */
+  /* transform, when set, trims an object before it is cached and handed to
+   * the callbacks (controller-runtime's TransformFunc): a cache that only
+   * needs metadata and status drops the spec and costs a fraction. */
+  void (*transform)(void *ud, json_t *obj);
 };
 
 /* An index function fills |vals| with up to |max| values for |obj| (borrowed

@@ -134,6 +134,16 @@ int wr_kclient_patch(wr_kclient *c, const char *path, enum wr_kpatch type, json_
 int wr_kclient_delete(wr_kclient *c, const char *path, const char *uid, const char *rv,
                       const char *propagation, wr_kcall_cb cb, void *ud, wr_kcall **out);
 
+/* Requests sent (every attempt, retries included), by method (GET, POST,
+ * PUT, PATCH, DELETE; streams are GETs) and by class of answer: [0] no
+ * answer (transport failure), [1] 2xx, [2] 3xx, [3] 4xx, [4] 5xx. */
+#define WR_KMETHODS 5
+struct wr_kclient_stats {
+  uint64_t requests[WR_KMETHODS][5];
+  uint64_t total;
+};
+void wr_kclient_stats(const wr_kclient *c, struct wr_kclient_stats *st);
+
 /* wr_kstatus_decode fills |st| from an HTTP code and a body (a Status
  * object or anything else). */
 void wr_kstatus_decode(struct wr_kstatus *st, int http_code, const char *body, size_t len);

@@ -33,6 +33,7 @@
 #ifndef WARREN_ROUTES_H
 #define WARREN_ROUTES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "warren/identity.h"
@@ -66,5 +67,15 @@ void wr_routes_free(struct wr_routes *r);
 /* wr_routes_match finds the route for a Host header value (port ignored,
  * case-insensitive; exact names win over wildcards). NULL when none. */
 const struct wr_route *wr_routes_match(const struct wr_routes *r, const char *host);
+
+/* wr_routes_endpoint turns a backend endpoint URL ("http://host:port/path",
+ * "https://[v6]", "host:port") into |target| ("host:port", "[v6]:port";
+ * the host lowercased, the scheme's port when none is given). Returns NULL,
+ * or why the URL is refused. */
+const char *wr_routes_endpoint(const char *url, char *target, size_t len);
+/* wr_routes_dns_name tells whether s[0..n) matches
+ * [a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*, the pattern of
+ * the CRDs' hostnames and of Kubernetes object names (length not checked). */
+bool wr_routes_dns_name(const char *s, size_t n);
 
 #endif
