@@ -53,9 +53,14 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 }
 
 int op_parse_time(const char *s, time_t *out) {
+  static const char form[] = "dddd-dd-ddTdd:dd:dd"; /* d: a digit, nothing else */
   unsigned y, mo, d, h, mi, sec;
-  int n = 0;
+  int i, n = 0;
 
+  for (i = 0; s != NULL && form[i] != '\0'; i++) {
+    if (form[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != form[i])
+      return WR_ERR_INVAL; /* sscanf alone takes signs and spaces ("+026", "- 1") */
+  }
   if (s == NULL || sscanf(s, "%4u-%2u-%2uT%2u:%2u:%2u%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
       n != 19)
     return WR_ERR_INVAL;
@@ -77,7 +82,7 @@ int op_leases_observe(op_leases *l, const char *key, const json_t *lease, uint64
   json_t *spec = json_object_get(lease, "spec"), *old = json_object_get(l->map, key), *e;
   const char *rt = json_string_value(json_object_get(spec, "renewTime"));
   json_int_t dur = json_integer_value(json_object_get(spec, "leaseDurationSeconds"));
-  uint64_t seen = now_ms;
+  int64_t seen = (int64_t)now_ms; /* < 0: before the monotonic clock's zero */
   time_t t;
 
   if (dur <= 0 || dur > DURATION_MAX_S)
@@ -87,11 +92,11 @@ int op_leases_observe(op_leases *l, const char *key, const json_t *lease, uint64
   if (old != NULL && strcmp(json_string_value(json_array_get(old, 0)), rt) == 0) {
     if (json_integer_value(json_array_get(old, 1)) == dur)
       return 0;
-    seen = (uint64_t)json_integer_value(json_array_get(old, 2));
+    seen = json_integer_value(json_array_get(old, 2));
   } else if (old == NULL && rt[0] != '\0' && op_parse_time(rt, &t) == 0) {
     /* First sight: date the renewal by its own clock, never in the future. */
     uint64_t age = wall > t ? (uint64_t)(wall - t) * 1000 : 0;
-    seen = age < now_ms ? now_ms - age : 0;
+    seen = (int64_t)now_ms - (int64_t)age;
   }
   e = json_pack("[s, I, I]", rt, (json_int_t)dur, (json_int_t)seen);
   if (e == NULL || json_object_set_new(l->map, key, e) != 0)
@@ -106,6 +111,7 @@ void op_leases_forget(op_leases *l, const char *key) {
 void op_leases_state(const op_leases *l, const char *key, uint64_t now_ms,
                      struct op_lease_state *st) {
   json_t *e = json_object_get(l->map, key);
+  int64_t expiry;
 
   memset(st, 0, sizeof(*st));
   st->duration_s = l->default_duration_s;
@@ -115,7 +121,7 @@ void op_leases_state(const op_leases *l, const char *key, uint64_t now_ms,
   st->renewed = json_string_value(json_array_get(e, 0))[0] != '\0';
   if (!st->renewed)
     return;
-  st->expiry_ms =
-      (uint64_t)json_integer_value(json_array_get(e, 2)) + (uint64_t)st->duration_s * 1000;
+  expiry = json_integer_value(json_array_get(e, 2)) + st->duration_s * 1000;
+  st->expiry_ms = expiry > 0 ? (uint64_t)expiry : 0; /* 0: expired before the clock began */
   st->fresh = now_ms < st->expiry_ms;
 }

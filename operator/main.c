@@ -280,8 +280,9 @@ static int run(struct opts *o) {
     op_manager_stop(r.m, NULL, NULL), uv_run(&loop, UV_RUN_DEFAULT);
   if (rv == 0 && op_manager_failed(r.m))
     rv = -1;
-  op_manager_del(r.m);
+  /* handles first (the manager embeds one), then the memory */
   wr_loop_close_all(&loop);
+  op_manager_del(r.m);
   uv_loop_close(&loop);
   return rv == 0 ? 0 : 1;
 }

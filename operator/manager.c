@@ -352,6 +352,7 @@ static void teardown(op_manager *m) {
   if (m->x.kc != NULL)
     wr_kclient_del(m->x.kc);
   m->x.kc = NULL;
+  uv_close((uv_handle_t *)&m->defer, NULL);
   if (m->stop_done != NULL)
     m->stop_done(m->stop_arg);
 }

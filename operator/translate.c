@@ -391,7 +391,7 @@ static json_t *build_route(const struct check *ck, const struct op_gateway *gw) 
 
   parents = json_array();
   for (l = 0; parents != NULL && l < gw->nlisteners; l++) {
-    if (json_array_append_new(parents, json_pack("{s:s, s:s, s:s?, s:s, s:s}", "group",
+    if (json_array_append_new(parents, json_pack("{s:s, s:s, s:s*, s:s, s:s}", "group",
                                                  "gateway.networking.k8s.io", "kind", "Gateway",
                                                  "namespace", gw->namespace, "name", gw->name,
                                                  "sectionName", gw->listeners[l])) != 0) {
