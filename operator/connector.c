@@ -54,7 +54,9 @@ static void on_conn_add(void *ud, json_t *obj, int initial) {
   enqueue(ud, key);
 }
 
-/* ready_of: what HTTPProxies see of a Connector (proxy.c's lookup). */
+static const char *details_missing(json_t *status);
+
+/* same_for_proxies: nothing HTTPProxies see of a Connector changed. */
 static bool same_for_proxies(json_t *a, json_t *b) {
   json_t *sa = json_object_get(a, "status"), *sb = json_object_get(b, "status");
   json_t *ia =
@@ -64,6 +66,7 @@ static bool same_for_proxies(json_t *a, json_t *b) {
 
   return wr_kcond_is(json_object_get(sa, "conditions"), "Ready", "True") ==
              wr_kcond_is(json_object_get(sb, "conditions"), "Ready", "True") &&
+         (details_missing(sa) == NULL) == (details_missing(sb) == NULL) &&
          (ia == ib || json_equal(ia, ib));
 }
 
@@ -190,6 +193,24 @@ static const char *details_missing(json_t *status) {
   return NULL;
 }
 
+const char *op_connector_ready(struct op_ctx *x, json_t *conn) {
+  json_t *m = json_object_get(conn, "metadata");
+  struct op_lease_state ls;
+  char key[KEY_MAX];
+
+  if (details_missing(json_object_get(conn, "status")) != NULL)
+    return NULL;
+  snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(m, "namespace")),
+           json_string_value(json_object_get(m, "name")));
+  op_leases_state(x->lease_seen, key, op_now_ms(), &ls);
+  if (!ls.fresh)
+    return NULL;
+  return json_string_value(json_object_get(
+      json_object_get(json_object_get(json_object_get(conn, "status"), "connectionDetails"),
+                      "publicKey"),
+      "id"));
+}
+
 static void on_status(void *ud, int rv, json_t *obj, const struct wr_kstatus *st) {
   struct rec *r = ud;
 
@@ -216,7 +237,7 @@ static void write_status(struct rec *r) {
   struct op_lease_state ls;
   time_t now = time(NULL);
   uint64_t now_ms = op_now_ms();
-  int changed = 0;
+  int changed = 0, was_ready;
 
   if (conds == NULL || !json_is_array(conds)) {
     json_decref(conds);
@@ -232,6 +253,7 @@ static void write_status(struct rec *r) {
   }
   op_leases_state(x->lease_seen, r->key, now_ms, &ls);
   missing = details_missing(status);
+  was_ready = wr_kcond_is(conds, "Ready", "True");
   if (!ls.renewed) {
     snprintf(msg, sizeof(msg), "waiting for the agent to renew Lease %s", name);
     changed |= wr_kcond_set(conds, "Ready", "False", "Pending", msg, gen, now) == 1;
@@ -247,6 +269,10 @@ static void write_status(struct rec *r) {
   }
   if (ls.fresh)
     r->requeue_ms = ls.expiry_ms - now_ms + 1;
+  /* HTTPProxies judge readiness themselves (op_connector_ready) and need
+   * not wait for this status write: wake them now */
+  if (was_ready != wr_kcond_is(conds, "Ready", "True"))
+    op_proxy_enqueue_for_connector(x, ns, name);
   have_ref = json_string_value(json_object_get(json_object_get(status, "leaseRef"), "name"));
   if (have_ref == NULL || strcmp(have_ref, name) != 0)
     changed = 1;

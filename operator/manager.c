@@ -293,7 +293,7 @@ int op_manager_start(op_manager *m) {
   if (rv == 0)
     rv = informer(m, &m->x.leases, &OP_RES_LEASE, ns, sel, NULL, &op_lease_cbs);
   if (rv == 0)
-    rv = informer(m, &m->x.routes, &OP_RES_ROUTE, ns, sel, op_owned_transform, &op_route_cbs);
+    rv = informer(m, &m->x.routes, &OP_RES_ROUTE, ns, sel, op_route_transform, &op_route_cbs);
   if (rv == 0)
     rv = informer(m, &m->x.policies, &OP_RES_POLICY, pns, sel, op_owned_transform, &op_policy_cbs);
   if (rv == 0)

@@ -59,6 +59,7 @@ extern const struct wr_informer_cbs op_proxy_cbs, op_route_cbs, op_policy_cbs, o
     op_lease_cbs, op_class_cbs;
 void op_proxy_transform(void *ud, json_t *obj);
 void op_owned_transform(void *ud, json_t *obj);
+void op_route_transform(void *ud, json_t *obj);
 
 /* Controllers (proxy.c, connector.c). *_setup registers informer indexes
  * and creates the controller; *_on_* are informer callbacks. */
@@ -66,6 +67,11 @@ int op_proxy_setup(struct op_ctx *x);
 void op_proxy_enqueue_all(struct op_ctx *x);
 void op_proxy_enqueue_for_connector(struct op_ctx *x, const char *ns, const char *name);
 int op_connector_setup(struct op_ctx *x);
+/* op_connector_ready returns the endpoint ID (hex) of Connector |conn| when
+ * it is Ready by the same rule its Ready condition follows (a fresh Lease
+ * and complete connection details), or NULL: HTTPProxies use it directly so
+ * they do not wait for the Connector's status write. */
+const char *op_connector_ready(struct op_ctx *x, json_t *conn);
 void op_connector_enqueue_all(struct op_ctx *x);
 
 #endif

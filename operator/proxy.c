@@ -130,6 +130,12 @@ static void owners_update(struct op_ctx *x, json_t *old, json_t *obj, bool initi
   json_t *a, *v;
   size_t i;
 
+  /* most updates (status writes) leave the domains as they were */
+  if (old != NULL && obj != NULL &&
+      json_equal(json_object_get(json_object_get(old, PRIV), "domains"),
+                 json_object_get(json_object_get(obj, PRIV), "domains")))
+    return;
+
   if (old != NULL) {
     a = json_object_get(json_object_get(old, PRIV), "domains");
     json_array_foreach(a, i, v) owner_recompute(x, json_string_value(v));
@@ -195,6 +201,7 @@ static void on_proxy_delete(void *ud, json_t *obj, int unknown) {
   (void)unknown;
   /* the index no longer has it: recompute the owners it held */
   owners_update(x, obj, NULL, false);
+  enqueue(x, obj); /* its objects without ownerReference go now */
 }
 
 const struct wr_informer_cbs op_proxy_cbs = {on_proxy_add, on_proxy_update, on_proxy_delete, NULL};
@@ -269,14 +276,49 @@ const struct wr_informer_cbs op_route_cbs = {on_route_add, on_route_update, on_r
 const struct wr_informer_cbs op_policy_cbs = {on_policy_add, on_policy_update, on_policy_delete,
                                               NULL};
 
-/* The caches of owned objects keep metadata and status only: the spec is
- * known from its digest annotation and is most of the bytes. */
+/* keep_meta trims metadata to what the operator reads: a cache entry's
+ * size is what limits how many objects one operator can hold. */
+static void keep_meta(json_t *obj, bool labels, bool hash_only) {
+  static const char *const keep[] = {"name",       "namespace", "uid",         "resourceVersion",
+                                     "generation", "labels",    "annotations", "deletionTimestamp",
+                                     NULL};
+  json_t *m = json_object_get(obj, "metadata"), *a, *h;
+  const char *key;
+  json_t *v;
+  void *tmp;
+  size_t i;
+
+  json_object_foreach_safe(m, tmp, key, v) {
+    for (i = 0; keep[i] != NULL && strcmp(keep[i], key) != 0; i++)
+      ;
+    if (keep[i] == NULL || (!labels && strcmp(key, "labels") == 0) ||
+        (!hash_only && strcmp(key, "annotations") == 0))
+      json_object_del(m, key);
+  }
+  a = json_object_get(m, "annotations");
+  if (a != NULL) {
+    h = json_incref(json_object_get(a, OP_ANNOT_HASH));
+    json_object_clear(a);
+    if (h != NULL)
+      json_object_set_new(a, OP_ANNOT_HASH, h);
+  }
+}
+
+/* Owned objects: metadata and, for policies, Envoy Gateway's status; the
+ * spec is known from its digest annotation and is most of the bytes. */
 void op_owned_transform(void *ud, json_t *obj) {
   (void)ud;
   json_object_del(obj, "spec");
+  keep_meta(obj, true, true);
+}
+
+void op_route_transform(void *ud, json_t *obj) {
+  op_owned_transform(ud, obj);
+  json_object_del(obj, "status"); /* nothing in it is read */
 }
 
 void op_proxy_transform(void *ud, json_t *obj) {
+  keep_meta(obj, false, false);
   proxy_transform(ud, obj);
 }
 
@@ -284,7 +326,7 @@ void op_proxy_transform(void *ud, json_t *obj) {
 
 static void lookup(void *ud, const char *ns, const char *name, struct op_conn_info *out) {
   struct claim_ctx *cc = ud;
-  json_t *c = wr_informer_get(cc->x->connectors, ns, name), *st, *pk;
+  json_t *c = wr_informer_get(cc->x->connectors, ns, name);
   const char *id;
 
   memset(out, 0, sizeof(*out));
@@ -292,11 +334,8 @@ static void lookup(void *ud, const char *ns, const char *name, struct op_conn_in
   if (c == NULL)
     return;
   out->state = OP_CONN_NOT_READY;
-  st = json_object_get(c, "status");
-  pk = json_object_get(json_object_get(st, "connectionDetails"), "publicKey");
-  id = json_string_value(json_object_get(pk, "id"));
-  if (!wr_kcond_is(json_object_get(st, "conditions"), "Ready", "True") || id == NULL ||
-      strlen(id) != 64 || strspn(id, "0123456789abcdefABCDEF") != 64)
+  id = op_connector_ready(cc->x, c);
+  if (id == NULL)
     return;
   for (size_t i = 0; i < 64; i++)
     out->endpoint_id[i] = (char)(id[i] >= 'A' && id[i] <= 'F' ? id[i] + 32 : id[i]);
@@ -456,6 +495,24 @@ static void start_write(struct rec *r, int rv, const char *what) {
   }
 }
 
+/* gone deletes what HTTPProxy |key| left: its policy in another
+ * namespace has no ownerReference for the garbage collector to follow
+ * (the HTTPRoute, in its own namespace, has one; deleting it here too only
+ * saves the collector a step). */
+static void gone(struct op_ctx *x, const char *key) {
+  char ns[KEY_MAX], pname[KEY_MAX];
+  const char *name = strchr(key, '/'), *pns;
+
+  if (name == NULL || (size_t)(name - key) >= sizeof(ns))
+    return;
+  memcpy(ns, key, (size_t)(name - key));
+  ns[name - key] = '\0';
+  name++;
+  pns = op_policy_name(&x->set.gw, ns, name, pname, sizeof(pname));
+  op_delete(x, &OP_RES_POLICY, x->policies, pns, pname, key, on_swept, NULL);
+  op_delete(x, &OP_RES_ROUTE, x->routes, ns, name, key, on_swept, NULL);
+}
+
 static void reconcile(void *ud, wr_controller *c, const char *key) {
   struct op_ctx *x = ud;
   json_t *proxy = wr_informer_get_key(x->proxies, key), *meta;
@@ -465,8 +522,12 @@ static void reconcile(void *ud, wr_controller *c, const char *key) {
   struct rec *r;
 
   meta = json_object_get(proxy, "metadata");
-  if (proxy == NULL || json_object_get(meta, "deletionTimestamp") != NULL) {
-    /* owned objects go with it (ownerReferences) */
+  if (proxy == NULL) {
+    gone(x, key);
+    wr_controller_done(c, key, WR_RECONCILE_OK, 0);
+    return;
+  }
+  if (json_object_get(meta, "deletionTimestamp") != NULL) {
     wr_controller_done(c, key, WR_RECONCILE_OK, 0);
     return;
   }

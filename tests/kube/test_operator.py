@@ -1,5 +1,8 @@
 """test_operator.py - warren-operator against a real kube-apiserver + controller-manager.
 
+The operator runs as a user whose only rights are manifests/operator-rbac.yaml's ClusterRole, so
+that file is checked to be sufficient.
+
 The upstream Gateway API HTTPRoute and Envoy Gateway EnvoyPatchPolicy CRDs (shared/fixtures/crds)
 are installed next to warren's, so everything the operator writes is validated by their real
 schemas. The test plays the agent (warren-heartbeat): it writes the Connector's connection details
@@ -50,7 +53,8 @@ class Operator:
     def __init__(self, cp, logdir, name, *extra):
         self.health, self.metrics_port = free_port(), free_port()
         self.log = os.path.join(logdir, name + ".log")
-        args = [BIN, "run", "--kubeconfig", cp.env["KUBE_KUBECONFIG"], "--gateway", "edge",
+        # the operator runs as a user with manifests/operator-rbac.yaml's ClusterRole only
+        args = [BIN, "run", "--kubeconfig", cp.env["KUBE_KUBECONFIG_NOBODY"], "--gateway", "edge",
                 "--listener", "https", "--lease-duration", str(LEASE_S),
                 "--health-probe-bind-address", "127.0.0.1:%d" % self.health,
                 "--metrics-bind-address", "127.0.0.1:%d" % self.metrics_port,
@@ -150,6 +154,13 @@ def env(request, tmp_path_factory):
             os.path.join(kube.REPO, "crds"))) if f.endswith(".yaml")] + [
             kube.shared_dir("fixtures", "crds", "httproutes.gateway.networking.k8s.io.yaml"),
             kube.shared_dir("fixtures", "crds", "envoypatchpolicies.gateway.envoyproxy.io.yaml")])
+        import yaml
+        with open(os.path.join(kube.REPO, "manifests", "operator-rbac.yaml")) as f:
+            role, binding = [d for d in yaml.safe_load_all(f) if d]
+        cp.expect("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", 201, role)
+        binding["subjects"] = [{"kind": "User", "name": "nobody",
+                                "apiGroup": "rbac.authorization.k8s.io"}]
+        cp.expect("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", 201, binding)
         logdir = str(tmp_path_factory.mktemp("operator-logs"))
         e = {"cp": cp, "logdir": logdir, "ops": []}
         try:
@@ -398,7 +409,9 @@ def test_restart_writes_nothing(env):
 
 
 def test_delete_collects_owned_objects(env):
+    # with no operator running: the garbage collector follows the ownerReferences alone
     cp = env["cp"]
+    assert env["ops"][-1].stop() == 0
     cp.expect("DELETE", PROXIES + "/ghost", 200)
     kube.wait_for(lambda: cp.get(ROUTES + "/ghost").status == 404 and
                   cp.get(POLICIES + "/ghost").status == 404, 30, "HTTPRoute and policy collected")
@@ -428,3 +441,43 @@ def test_two_replicas_one_leader(env):
               content_type=MERGE)
     wait_obj(cp, ROUTES + "/myapp", lambda o: "new.example.com" in o["spec"]["hostnames"], 10,
              "new leader reconciles")
+
+
+def test_gateway_in_another_namespace(env):
+    """--gateway NS/NAME: the policy lives in the Gateway's namespace as <ns>.<name>, without an
+    ownerReference (invalid across namespaces); the operator deletes it when the HTTPProxy goes,
+    and at start deletes policies whose HTTPProxy vanished while it was down."""
+    cp = env["cp"]
+    for op in env["ops"]:
+        op.stop()
+    gw_ns = "edge-system"
+    cp.expect("POST", "/api/v1/namespaces", 201, {"apiVersion": "v1", "kind": "Namespace",
+                                                   "metadata": {"name": gw_ns}})
+    gw_policies = "/apis/gateway.envoyproxy.io/v1alpha1/namespaces/%s/envoypatchpolicies" % gw_ns
+    # left behind by an earlier run: its HTTPProxy no longer exists
+    cp.expect("POST", gw_policies, 201, {
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyPatchPolicy",
+        "metadata": {"name": "default.gone", "labels": {
+            "app.kubernetes.io/managed-by": "warren-operator",
+            "networking.datumapis.com/httpproxy": "gone",
+            "networking.datumapis.com/httpproxy-namespace": "default"}},
+        "spec": {"targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                               "name": "edge"}, "type": "JSONPatch", "jsonPatches": []}})
+    op = start(env, "cross", "--gateway", gw_ns + "/edge")
+    op.wait_ready()
+    kube.wait_for(lambda: cp.get(gw_policies + "/default.gone").status == 404, 10,
+                  "orphan policy deleted at start")
+    cp.expect("POST", PROXIES, 201, proxy_body("cross", "cross.example.com"))
+    pol = wait_obj(cp, gw_policies + "/default.cross", lambda o: True, 10, "policy in " + gw_ns)
+    assert "ownerReferences" not in pol["metadata"]
+    assert pol["metadata"]["labels"]["networking.datumapis.com/httpproxy-namespace"] == NS
+    patches = [p["name"] for p in pol["spec"]["jsonPatches"]]
+    assert "httproute/default/cross/rule/0" in patches
+    assert "%s/edge/https" % gw_ns in patches
+    route = wait_obj(cp, ROUTES + "/cross", lambda o: True, 10, "HTTPRoute")
+    assert route["spec"]["parentRefs"][0]["namespace"] == gw_ns
+    wait_obj(cp, PROXIES + "/cross", lambda o: cond_is(o, "Programmed", "True"), 10, "Programmed")
+    cp.expect("DELETE", PROXIES + "/cross", 200)
+    kube.wait_for(lambda: cp.get(gw_policies + "/default.cross").status == 404, 10,
+                  "cross-namespace policy deleted with its HTTPProxy")
+    assert op.stop() == 0
