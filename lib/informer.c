@@ -42,7 +42,10 @@ struct wr_informer {
   char *path, *labels, *fields;
   struct wr_informer_cbs cbs;
   void *ud;
-  json_t *cache;   /* key -> object */
+  json_t *cache;   /* key -> object, or its compact JSON text (o.compact) */
+  json_t *scratch; /* compact: objects parsed this loop iteration (released by |check|) */
+  uv_check_t check;
+  int open_handles;
   json_t *listing; /* key -> object, while a list is in progress */
   char list_rv[64];
   char rv[64]; /* last seen resourceVersion */
@@ -63,6 +66,62 @@ struct wr_informer {
 
 static void do_list(wr_informer *inf, const char *cont);
 static void do_watch(wr_informer *inf);
+
+/* --- compact cache ------------------------------------------------------------------- */
+
+static void on_check(uv_check_t *h) {
+  wr_informer *inf = h->data;
+
+  json_array_clear(inf->scratch);
+  uv_check_stop(h);
+}
+
+/* cached returns the object a cache value stands for: itself, or in a
+ * compact cache a copy parsed from its text, kept until the end of this
+ * loop iteration (so callers see the same borrowed-reference rules). */
+static json_t *cached(const wr_informer *cinf, json_t *v) {
+  wr_informer *inf = (wr_informer *)cinf; /* the scratch list is not observable state */
+  json_t *obj;
+
+  if (v == NULL || !inf->o.compact)
+    return v;
+  obj = json_loadb(json_string_value(v), json_string_length(v), 0, NULL);
+  if (obj == NULL || json_array_append_new(inf->scratch, obj) != 0)
+    return NULL;
+  if (!uv_is_active((uv_handle_t *)&inf->check))
+    uv_check_start(&inf->check, on_check);
+  return obj;
+}
+
+/* load returns a new reference to the object a cache value stands for
+ * (for the informer's own use: released at once, not at the end of the
+ * iteration, so that a relist of 10,000 objects does not hold them all). */
+static json_t *load(const wr_informer *inf, json_t *v) {
+  if (v == NULL || !inf->o.compact)
+    return json_incref(v);
+  return json_loadb(json_string_value(v), json_string_length(v), 0, NULL);
+}
+
+/* trim drops what the cache never keeps, before anything else sees it. */
+static void trim(wr_informer *inf, json_t *obj) {
+  if (!inf->o.keep_managed_fields)
+    json_object_del(json_object_get(obj, "metadata"), "managedFields");
+  if (inf->o.transform != NULL)
+    inf->o.transform(inf->ud, obj);
+}
+
+/* stored is what the cache keeps for |obj|: a reference, or its text. */
+static json_t *stored(const wr_informer *inf, json_t *obj) {
+  char *text;
+  json_t *v;
+
+  if (!inf->o.compact)
+    return json_incref(obj);
+  text = json_dumps(obj, JSON_COMPACT);
+  v = text != NULL ? json_string_nocheck(text) : NULL;
+  free(text);
+  return v;
+}
 static void backoff(wr_informer *inf, int relist);
 
 /* --- keys and indexes ------------------------------------------------------------ */
@@ -135,19 +194,20 @@ static void cache_put(wr_informer *inf, json_t *obj, int from_list) {
 
   if (obj_key(obj, key, sizeof(key)) < 0)
     return;
-  if (!inf->o.keep_managed_fields)
-    json_object_del(json_object_get(obj, "metadata"), "managedFields");
-  if (inf->o.transform != NULL)
-    inf->o.transform(inf->ud, obj);
-  old = json_object_get(inf->cache, key);
+  if (!from_list) /* listed objects were trimmed as their page arrived */
+    trim(inf, obj);
+  old = load(inf, json_object_get(inf->cache, key));
   if (old == NULL && json_object_size(inf->cache) >= inf->o.max_objects) {
     log_warnx("informer %s: cache full (%zu objects): %s not cached", inf->path, inf->o.max_objects,
               key);
     return;
   }
-  json_incref(old);
   index_update(inf, key, old, obj);
-  json_object_set(inf->cache, key, obj);
+  if (json_object_set_new(inf->cache, key, stored(inf, obj)) != 0) {
+    log_warnx("informer %s: out of memory: %s not cached", inf->path, key);
+    json_decref(old);
+    return;
+  }
   if (old == NULL) {
     if (inf->cbs.on_add != NULL)
       inf->cbs.on_add(inf->ud, obj, from_list && !inf->synced);
@@ -165,11 +225,10 @@ static void cache_put(wr_informer *inf, json_t *obj, int from_list) {
  * DELETED event's object); NULL after a relist, when only the cached state
  * is known. */
 static void cache_remove(wr_informer *inf, const char *key, json_t *final) {
-  json_t *old = json_object_get(inf->cache, key);
+  json_t *old = load(inf, json_object_get(inf->cache, key));
 
   if (old == NULL)
     return;
-  json_incref(old);
   index_update(inf, key, old, NULL);
   json_object_del(inf->cache, key);
   if (inf->cbs.on_delete != NULL)
@@ -191,7 +250,11 @@ static void list_done(wr_informer *inf) {
       json_array_append_new(gone, json_string(key));
   }
   json_object_foreach(inf->listing, key, obj) {
-    cache_put(inf, obj, 1);
+    json_t *o = load(inf, obj);
+
+    if (o != NULL)
+      cache_put(inf, o, 1);
+    json_decref(o);
   }
   {
     size_t i;
@@ -248,8 +311,12 @@ static void on_list(void *ud, int rv, json_t *obj, const struct wr_kstatus *st) 
   json_array_foreach(items, i, it) {
     char key[KEY_MAX];
 
-    if (obj_key(it, key, sizeof(key)) == 0)
-      json_object_set(inf->listing, key, it);
+    /* a page at a time: the snapshot is held trimmed (and as text in a
+     * compact cache), never as the whole list of full objects */
+    if (obj_key(it, key, sizeof(key)) == 0) {
+      trim(inf, it);
+      json_object_set_new(inf->listing, key, stored(inf, it));
+    }
   }
   cont = json_string_value(json_object_get(meta, "continue"));
   if (cont != NULL && *cont != '\0')
@@ -471,10 +538,15 @@ int wr_informer_new(wr_informer **out, uv_loop_t *loop, wr_kclient *kc,
   inf->labels = o->label_selector != NULL ? strdup(o->label_selector) : NULL;
   inf->fields = o->field_selector != NULL ? strdup(o->field_selector) : NULL;
   inf->cache = json_object();
+  inf->scratch = json_array();
   inf->listing = json_object();
+  uv_check_init(loop, &inf->check);
+  inf->check.data = inf;
+  uv_unref((uv_handle_t *)&inf->check);
+  inf->open_handles = 2;
   inf->rng = uv_hrtime() | 1;
   wr_kwatch_init(&inf->parser, inf->o.max_doc_bytes, on_event, inf);
-  if (inf->path == NULL || inf->cache == NULL || inf->listing == NULL ||
+  if (inf->path == NULL || inf->cache == NULL || inf->listing == NULL || inf->scratch == NULL ||
       (o->label_selector != NULL && inf->labels == NULL) ||
       (o->field_selector != NULL && inf->fields == NULL)) {
     wr_informer_del(inf);
@@ -493,11 +565,14 @@ static void on_timer_closed(uv_handle_t *h) {
   wr_informer *inf = h->data;
   size_t i;
 
+  if (--inf->open_handles > 0)
+    return;
   for (i = 0; i < inf->nidx; i++) {
     free(inf->idx[i].name);
     json_decref(inf->idx[i].map);
   }
   json_decref(inf->cache);
+  json_decref(inf->scratch);
   json_decref(inf->listing);
   wr_kwatch_free(&inf->parser);
   free(inf->path);
@@ -514,6 +589,7 @@ void wr_informer_del(wr_informer *inf) {
     wr_kcall_cancel(inf->call);
   inf->call = NULL;
   uv_close((uv_handle_t *)&inf->timer, on_timer_closed);
+  uv_close((uv_handle_t *)&inf->check, on_timer_closed);
 }
 
 int wr_informer_add_index(wr_informer *inf, const char *name, wr_index_fn fn, void *fn_ud) {
@@ -555,7 +631,11 @@ int wr_informer_synced(const wr_informer *inf) {
 }
 
 json_t *wr_informer_get_key(const wr_informer *inf, const char *key) {
-  return json_object_get(inf->cache, key);
+  return cached(inf, json_object_get(inf->cache, key));
+}
+
+json_t *wr_informer_ref(const wr_informer *inf, const char *key) {
+  return load(inf, json_object_get(inf->cache, key));
 }
 
 json_t *wr_informer_get(const wr_informer *inf, const char *ns, const char *name) {
@@ -565,7 +645,7 @@ json_t *wr_informer_get(const wr_informer *inf, const char *ns, const char *name
 
   if (n < 0 || (size_t)n >= sizeof(key))
     return NULL;
-  return json_object_get(inf->cache, key);
+  return cached(inf, json_object_get(inf->cache, key));
 }
 
 json_t *wr_informer_index(const wr_informer *inf, const char *index, const char *value) {

@@ -79,7 +79,8 @@ int op_apply(struct op_ctx *x, const struct wr_kres *res, wr_informer *inf, json
   const char *ns = json_string_value(json_object_get(meta, "namespace"));
   const char *name = json_string_value(json_object_get(meta, "name"));
   const char *have;
-  char hash[33], path[WR_KCLIENT_PATH_MAX];
+  char hash[33], path[WR_KCLIENT_PATH_MAX], key[600];
+  bool foreign, same;
   int rv;
 
   if (name == NULL)
@@ -96,16 +97,20 @@ int op_apply(struct op_ctx *x, const struct wr_kres *res, wr_informer *inf, json
   }
   if (json_object_set_new(annots, OP_ANNOT_HASH, json_string(hash)) != 0)
     return WR_ERR_NOMEM;
-  existing = wr_informer_get(inf, ns, name);
+  snprintf(key, sizeof(key), "%s/%s", ns ? ns : "", name);
+  existing = wr_informer_ref(inf, ns ? key : name);
   if (existing == NULL) {
     rv = wr_kpath(path, sizeof(path), res, ns, NULL, NULL);
     return rv < 0 ? rv : send_write(x, "POST", path, desired, cb, ud, NULL);
   }
-  if (!owned_by(existing, owner))
-    return OP_APPLY_FOREIGN;
+  foreign = !owned_by(existing, owner);
   have = json_string_value(json_object_get(
       json_object_get(json_object_get(existing, "metadata"), "annotations"), OP_ANNOT_HASH));
-  if (create_only || (have != NULL && strcmp(have, hash) == 0)) {
+  same = have != NULL && strcmp(have, hash) == 0;
+  json_decref(existing);
+  if (foreign)
+    return OP_APPLY_FOREIGN;
+  if (create_only || same) {
     x->skipped++;
     return OP_APPLY_UNCHANGED;
   }

@@ -137,6 +137,7 @@ static void class_changed(struct op_ctx *x, json_t *cls) {
   if (!x->leading || name == NULL)
     return;
   json_object_foreach(wr_informer_objects(x->connectors), key, c) {
+    c = wr_informer_get_key(x->connectors, key);
     const char *want =
         json_string_value(json_object_get(json_object_get(c, "spec"), "connectorClassName"));
     if (want != NULL && strcmp(want, name) == 0)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <malloc.h>
 #include <sodium.h>
 
 #include "warren/err.h"
@@ -34,6 +35,7 @@ const struct wr_kres OP_RES_ROUTE = {"gateway.networking.k8s.io", "v1", "httprou
 const struct wr_kres OP_RES_POLICY = {"gateway.envoyproxy.io", "v1alpha1", "envoypatchpolicies"};
 
 #define NINFORMERS 6
+#define SCAVENGE_MS 1000
 
 struct op_manager {
   struct op_ctx x; /* informer callbacks get &x */
@@ -44,6 +46,7 @@ struct op_manager {
   char identity[128];
   unsigned synced;  /* informers whose first list is in */
   uv_timer_t defer; /* teardown runs outside the leader's callbacks */
+  uv_timer_t scavenge;
   bool leader_now, failed, stopping;
   void (*stop_done)(void *arg);
   void *stop_arg;
@@ -219,6 +222,16 @@ static void metrics(void *ud, const char *method, const char *path, struct wr_ht
 
 /* ---- lifecycle ---- */
 
+/* on_scavenge gives freed heap pages back to the system. The caches are
+ * long-lived texts allocated between the short-lived trees every watch
+ * event and lookup parses; glibc keeps the holes between them as resident
+ * memory (measured: 75 MB resident for 14 MB in use after a cold start of
+ * 3,000 HTTPProxies), and malloc_trim releases the pages of those holes. */
+static void on_scavenge(uv_timer_t *t) {
+  (void)t;
+  malloc_trim(0);
+}
+
 int op_manager_new(op_manager **out, uv_loop_t *loop, const struct op_manager_opts *o) {
   op_manager *m = calloc(1, sizeof(*m));
   char host[64] = "warren-operator";
@@ -232,6 +245,9 @@ int op_manager_new(op_manager **out, uv_loop_t *loop, const struct op_manager_op
   uv_timer_init(loop, &m->defer);
   m->defer.data = m;
   uv_unref((uv_handle_t *)&m->defer);
+  uv_timer_init(loop, &m->scavenge);
+  uv_unref((uv_handle_t *)&m->scavenge);
+  uv_timer_start(&m->scavenge, on_scavenge, SCAVENGE_MS, SCAVENGE_MS);
   m->x.set = o->set;
   if (o->identity != NULL) {
     snprintf(m->identity, sizeof(m->identity), "%s", o->identity);
@@ -260,6 +276,8 @@ static int informer(op_manager *m, wr_informer **out, const struct wr_kres *res,
   io.path = path;
   io.label_selector = selector;
   io.transform = transform;
+  /* the big caches (one entry per HTTPProxy) are kept as text */
+  io.compact = res == &OP_RES_PROXY || res == &OP_RES_ROUTE || res == &OP_RES_POLICY;
   io.idle_s = 120;
   c.on_synced = on_synced;
   return wr_informer_new(out, m->x.loop, m->x.kc, &io, &c, &m->x);
@@ -353,6 +371,7 @@ static void teardown(op_manager *m) {
     wr_kclient_del(m->x.kc);
   m->x.kc = NULL;
   uv_close((uv_handle_t *)&m->defer, NULL);
+  uv_close((uv_handle_t *)&m->scavenge, NULL);
   if (m->stop_done != NULL)
     m->stop_done(m->stop_arg);
 }

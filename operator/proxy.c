@@ -359,25 +359,36 @@ static void rec_end(struct rec *r) {
  * reason/message, or 0. */
 static int programmed(struct rec *r, const char *ns, const char *name, char *reason, size_t rlen,
                       char *message, size_t mlen, const char **status) {
-  json_t *p = wr_informer_get(r->x->policies, ns, name), *anc, *a, *cond;
-  json_int_t gen =
-      json_integer_value(json_object_get(json_object_get(p, "metadata"), "generation"));
+  char key[2 * KEY_MAX], pname[KEY_MAX];
+  const char *pns = op_policy_name(&r->x->set.gw, ns, name, pname, sizeof(pname));
+  json_t *p, *anc, *a, *cond;
+  json_int_t gen;
+  int found = 0;
   size_t i;
 
+  snprintf(key, sizeof(key), "%s/%s", pns, pname);
+  p = wr_informer_ref(r->x->policies, key);
+  gen = json_integer_value(json_object_get(json_object_get(p, "metadata"), "generation"));
   anc = json_object_get(json_object_get(p, "status"), "ancestors");
   json_array_foreach(anc, i, a) {
+    const char *st;
+
     cond = wr_kcond_find(json_object_get(a, "conditions"), "Programmed");
     if (cond == NULL)
       continue;
-    if (json_integer_value(json_object_get(cond, "observedGeneration")) != gen)
-      return 0;
-    *status = json_string_value(json_object_get(cond, "status"));
-    snprintf(reason, rlen, "%s", json_string_value(json_object_get(cond, "reason")));
-    snprintf(message, mlen, "Envoy Gateway: %s",
-             json_string_value(json_object_get(cond, "message")));
-    return *status != NULL;
+    st = json_string_value(json_object_get(cond, "status"));
+    if (json_integer_value(json_object_get(cond, "observedGeneration")) == gen && st != NULL &&
+        (strcmp(st, "True") == 0 || strcmp(st, "False") == 0)) {
+      *status = strcmp(st, "True") == 0 ? "True" : "False"; /* static: |p| goes below */
+      snprintf(reason, rlen, "%s", json_string_value(json_object_get(cond, "reason")));
+      snprintf(message, mlen, "Envoy Gateway: %s",
+               json_string_value(json_object_get(cond, "message")));
+      found = 1;
+    }
+    break;
   }
-  return 0;
+  json_decref(p);
+  return found;
 }
 
 static void on_status(void *ud, int rv, json_t *obj, const struct wr_kstatus *st) {
@@ -515,7 +526,7 @@ static void gone(struct op_ctx *x, const char *key) {
 
 static void reconcile(void *ud, wr_controller *c, const char *key) {
   struct op_ctx *x = ud;
-  json_t *proxy = wr_informer_get_key(x->proxies, key), *meta;
+  json_t *proxy = wr_informer_ref(x->proxies, key), *meta;
   struct claim_ctx cc;
   char owner[KEY_MAX], pname[KEY_MAX];
   const char *pns;
@@ -528,18 +539,20 @@ static void reconcile(void *ud, wr_controller *c, const char *key) {
     return;
   }
   if (json_object_get(meta, "deletionTimestamp") != NULL) {
+    json_decref(proxy);
     wr_controller_done(c, key, WR_RECONCILE_OK, 0);
     return;
   }
   r = calloc(1, sizeof(*r));
   if (r == NULL) {
+    json_decref(proxy);
     wr_controller_done(c, key, WR_RECONCILE_ERROR, 0);
     return;
   }
   r->x = x;
   r->c = c;
   snprintf(r->key, sizeof(r->key), "%s", key);
-  r->proxy = json_incref(proxy);
+  r->proxy = proxy; /* our reference */
   r->result = WR_RECONCILE_OK;
   cc.x = x;
   cc.ns = json_string_value(json_object_get(meta, "namespace"));
@@ -592,10 +605,14 @@ void op_proxy_enqueue_all(struct op_ctx *x) {
   }
   /* what was left behind while no operator ran */
   json_object_foreach(wr_informer_objects(x->routes), key, obj) {
+    obj = wr_informer_ref(x->routes, key);
     sweep(x, obj, &OP_RES_ROUTE, x->routes);
+    json_decref(obj);
   }
   json_object_foreach(wr_informer_objects(x->policies), key, obj) {
+    obj = wr_informer_ref(x->policies, key);
     sweep(x, obj, &OP_RES_POLICY, x->policies);
+    json_decref(obj);
   }
 }
 

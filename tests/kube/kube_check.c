@@ -630,6 +630,7 @@ static void scenario_informer(struct env *e) {
   memset(&o, 0, sizeof(o));
   o.path = coll;
   o.page_size = 100;
+  o.compact = getenv("KUBE_CHECK_COMPACT") != NULL;
   rv = wr_informer_new(&inf, &e->loop, e->kc, &o, &cbs, &inf);
   if (rv == 0)
     rv = wr_informer_add_index(inf, "color", index_color, NULL);
@@ -644,6 +645,7 @@ static void scenario_informer(struct env *e) {
   uv_run(&e->loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)sig, NULL);
   json_object_foreach(wr_informer_objects(inf), key, obj) {
+    obj = wr_informer_get_key(inf, key); /* compact caches hold text */
     printf("FINAL %s %s %ld\n", key, str_at(obj, "metadata", "resourceVersion"), spec_size(obj));
   }
   blue = wr_informer_index(inf, "color", "blue");

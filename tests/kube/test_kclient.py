@@ -120,8 +120,11 @@ def test_429_with_retry_after_is_retried(cp):
 class Informer:
     """kube_check informer as a child process; its event lines collected by a thread."""
 
-    def __init__(self, cp, ns):
-        self.p = subprocess.Popen([KUBE_CHECK, "informer"], env=check_env(cp, ns), stdout=subprocess.PIPE,
+    def __init__(self, cp, ns, compact=False):
+        env = check_env(cp, ns)
+        if compact:
+            env["KUBE_CHECK_COMPACT"] = "1"
+        self.p = subprocess.Popen([KUBE_CHECK, "informer"], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.t = threading.Thread(target=self._read, daemon=True)
@@ -204,6 +207,27 @@ def test_informer_watch_survives_apiserver_restart(cp):
     assert not any(e[-1] == "unknown" for e in ev)
     assert final == want
     assert int(stats["watches"]) >= 2 and int(stats["lists"]) == 1 + int(stats["expired"])
+
+
+def test_informer_compact_cache(cp):
+    """The same events and final cache with the cache kept as text (wr_informer_opts.compact)."""
+    ns = namespace(cp, "t-inf-compact")
+    for i in range(10):
+        ok(cp, "POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, f"w{i}", 0))
+    inf = Informer(cp, ns, compact=True)
+    inf.wait_for(lambda ls: any(x.startswith("SYNCED 10") for x in ls), 30, "SYNCED 10")
+    ok(cp, "PATCH", f"{WIDGETS}/namespaces/{ns}/widgets/w0", {"spec": {"size": 7}},
+       "application/merge-patch+json")
+    ok(cp, "POST", f"{WIDGETS}/namespaces/{ns}/widgets", widget(ns, "w10", 3))
+    ok(cp, "DELETE", f"{WIDGETS}/namespaces/{ns}/widgets/w5")
+    inf.wait_for(lambda ls: any(x.startswith("DELETE " + ns + "/w5 ") for x in ls), 20, "w5 delete")
+    final, stats = inf.stop()
+    assert final == server_state(cp, ns)
+    assert [e[:2] for e in inf.events()] == [["UPDATE", ns + "/w0"], ["ADD", ns + "/w10"],
+                                             ["DELETE", ns + "/w5"]]
+    # the DELETE carries the object (parsed back from the cache's text) with its spec
+    assert inf.events(("DELETE",))[0][3] == "0"
+    assert any(x.startswith("INDEX ") and (" namespace=%s 10" % ns) in x for x in inf.lines)
 
 
 def test_informer_relists_after_compaction(cp):

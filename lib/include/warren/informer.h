@@ -55,8 +55,15 @@ struct wr_informer_opts {
                                  server-side apply bookkeeping, often most of an object) */
   /* transform, when set, trims an object before it is cached and handed to
    * the callbacks (controller-runtime's TransformFunc): a cache that only
-   * needs metadata and status drops the spec and costs a fraction. */
+   * needs metadata and status drops the spec and costs a fraction. Listed
+   * objects are transformed as their page arrives. */
   void (*transform)(void *ud, json_t *obj);
+  /* compact: keep each object as its compact JSON text (a fraction of a
+   * jansson tree: ~1 KiB instead of ~5 for a small object) and parse it on
+   * every lookup. Lookups then return a fresh copy that stays valid until
+   * the end of the current loop iteration, and wr_informer_objects()
+   * values are strings: iterate its keys and look them up. */
+  int compact;
 };
 
 /* An index function fills |vals| with up to |max| values for |obj| (borrowed
@@ -76,7 +83,8 @@ void wr_informer_del(wr_informer *inf);
 
 int wr_informer_synced(const wr_informer *inf);
 /* wr_informer_get returns the cached object or NULL; |ns| NULL for
- * cluster-scoped objects. */
+ * cluster-scoped objects. Borrowed: valid until the cache changes (compact
+ * caches: until the end of this loop iteration); json_incref to keep it. */
 json_t *wr_informer_get(const wr_informer *inf, const char *ns, const char *name);
 /* wr_informer_index returns a JSON object whose keys are the cache keys
  * ("ns/name") of the objects with |value| in |index| (NULL: none). Look the
@@ -84,7 +92,13 @@ json_t *wr_informer_get(const wr_informer *inf, const char *ns, const char *name
  * loop iteration. */
 json_t *wr_informer_index(const wr_informer *inf, const char *index, const char *value);
 json_t *wr_informer_get_key(const wr_informer *inf, const char *key);
-/* wr_informer_objects returns the cache: a JSON object key -> object. */
+/* wr_informer_ref returns a new reference to the object of |key| (NULL:
+ * none); json_decref it. For code that looks up many objects in one loop
+ * iteration: a compact cache's parsed copy is released with the reference
+ * instead of at the end of the iteration. */
+json_t *wr_informer_ref(const wr_informer *inf, const char *key);
+/* wr_informer_objects returns the cache: a JSON object key -> object
+ * (compact caches: key -> text; use the keys with wr_informer_get_key). */
 json_t *wr_informer_objects(const wr_informer *inf);
 
 struct wr_informer_stats {
