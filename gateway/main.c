@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "connect.h"
+#include "discovery.h"
 #include "edge.h"
 #include "pool.h"
 #include "warren/cli.h"
@@ -18,6 +19,9 @@
 #include "warren/routes.h"
 
 #define MAX_PEERS 256
+
+/* Long options without a short form. */
+enum { OPT_KUBECONFIG = 256, OPT_DISCOVER };
 
 struct opts {
   struct wr_cli_common common;
@@ -31,6 +35,9 @@ struct opts {
   const char *bind;
   const char *peers[MAX_PEERS];
   size_t npeers;
+  const char *kubeconfig;
+  int discover;            /* --discover-connectors given */
+  const char *discover_ns; /* its namespace; NULL: all */
 };
 
 struct gateway {
@@ -38,6 +45,7 @@ struct gateway {
   struct gw_pool *pool;
   struct gw_connect *connect;
   struct gw_edge *edge;
+  struct gw_discovery *discovery;
   struct wr_routes routes;
 };
 
@@ -49,6 +57,7 @@ static void usage(FILE *fp) {
           "                            [--edge IP:PORT] [--edge-tls IP:PORT --tls-cert PEM "
           "--tls-key PEM]\n"
           "                            [--routes FILE] [--peer ID=IP:PORT ...] [--bind IP:PORT]\n"
+          "                            [--discover-connectors[=NAMESPACE]] [--kubeconfig PATH]\n"
           "                            [--log-level error|warn|info|debug] [--trace LIST]\n"
           "\n"
           "  id      print this gateway's endpoint ID (hex, then z-base-32); creates the key\n"
@@ -60,21 +69,29 @@ static void usage(FILE *fp) {
           "  --edge-tls ADDR       standalone edge over TLS (h2 and http/1.1 by ALPN)\n"
           "  --routes FILE         HTTPProxy + Connector YAML (docs/internals/routes.md)\n"
           "  --peer ID=IP:PORT     where node ID listens (QUIC/UDP)\n"
-          "  --bind IP:PORT        local UDP address for QUIC (default 0.0.0.0:0)\n");
+          "  --bind IP:PORT        local UDP address for QUIC (default 0.0.0.0:0)\n"
+          "  --discover-connectors[=NAMESPACE]\n"
+          "                        learn node addresses from Connector status (read-only watch)\n"
+          "                        in NAMESPACE, or in all namespaces without one\n"
+          "  --kubeconfig PATH     Kubernetes client configuration for discovery (default:\n"
+          "                        $KUBECONFIG, in-cluster, ~/.kube/config)\n");
 }
 
 static int parse(struct opts *o, int argc, char **argv) {
-  static const struct option longopts[] = {{"connect-unix", required_argument, NULL, 'u'},
-                                           {"connect-tcp", required_argument, NULL, 'c'},
-                                           {"edge", required_argument, NULL, 'e'},
-                                           {"edge-tls", required_argument, NULL, 's'},
-                                           {"tls-cert", required_argument, NULL, 'C'},
-                                           {"tls-key", required_argument, NULL, 'K'},
-                                           {"routes", required_argument, NULL, 'r'},
-                                           {"peer", required_argument, NULL, 'p'},
-                                           {"bind", required_argument, NULL, 'b'},
-                                           WR_CLI_COMMON_LONGOPTS,
-                                           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {
+      {"connect-unix", required_argument, NULL, 'u'},
+      {"connect-tcp", required_argument, NULL, 'c'},
+      {"edge", required_argument, NULL, 'e'},
+      {"edge-tls", required_argument, NULL, 's'},
+      {"tls-cert", required_argument, NULL, 'C'},
+      {"tls-key", required_argument, NULL, 'K'},
+      {"routes", required_argument, NULL, 'r'},
+      {"peer", required_argument, NULL, 'p'},
+      {"bind", required_argument, NULL, 'b'},
+      {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+      {"discover-connectors", optional_argument, NULL, OPT_DISCOVER},
+      WR_CLI_COMMON_LONGOPTS,
+      {NULL, 0, NULL, 0}};
   int ch;
 
   while ((ch = getopt_long(argc, argv, "u:c:e:s:C:K:r:p:b:" WR_CLI_COMMON_OPTSTRING, longopts,
@@ -111,6 +128,13 @@ static int parse(struct opts *o, int argc, char **argv) {
     case 'b':
       o->bind = optarg;
       break;
+    case OPT_KUBECONFIG:
+      o->kubeconfig = optarg;
+      break;
+    case OPT_DISCOVER:
+      o->discover = 1;
+      o->discover_ns = optarg != NULL && optarg[0] != '\0' ? optarg : NULL;
+      break;
     case 'h':
       usage(stdout);
       exit(0);
@@ -125,6 +149,16 @@ static int parse(struct opts *o, int argc, char **argv) {
         return -1;
       }
     }
+  }
+  if (optind < argc) {
+    /* e.g. "--discover-connectors NS": the namespace needs the '=' form */
+    log_warnx("unexpected argument '%s'%s", argv[optind],
+              o->discover ? " (a namespace is given as --discover-connectors=NAMESPACE)" : "");
+    return -1;
+  }
+  if (o->kubeconfig != NULL && !o->discover) {
+    log_warnx("--kubeconfig is only used with --discover-connectors");
+    return -1;
   }
   return 0;
 }
@@ -145,7 +179,7 @@ static int add_peer(struct gw_pool *pool, const char *spec) {
     log_warnx("--peer '%s': '%s' is not an endpoint ID", spec, id);
     return -1;
   }
-  if (gw_pool_set_addr(pool, pk, eq + 1) != 0) {
+  if (gw_pool_set_static_addr(pool, pk, eq + 1) != 0) {
     log_warnx("--peer '%s': '%s' is not an IP:PORT address", spec, eq + 1);
     return -1;
   }
@@ -155,6 +189,8 @@ static int add_peer(struct gw_pool *pool, const char *spec) {
 static void on_stop(void *arg) {
   struct gateway *g = arg;
 
+  gw_discovery_del(g->discovery);
+  g->discovery = NULL;
   if (g->edge != NULL)
     gw_edge_del(g->edge);
   if (g->connect != NULL)
@@ -190,10 +226,13 @@ static int start(struct gateway *g, const struct opts *o, const wr_identity *id)
     return -1;
   }
   for (i = 0; i < g->routes.n; i++)
-    (void)gw_pool_set_addr(g->pool, g->routes.v[i].endpoint_id, g->routes.v[i].node_addr);
+    (void)gw_pool_set_static_addr(g->pool, g->routes.v[i].endpoint_id, g->routes.v[i].node_addr);
   for (i = 0; i < o->npeers; i++)
     if (add_peer(g->pool, o->peers[i]) != 0)
       return -1;
+  if (o->discover &&
+      gw_discovery_new(&g->discovery, g->loop, g->pool, o->kubeconfig, o->discover_ns) != 0)
+    return -1;
   if (o->connect_unix != NULL || o->connect_tcp != NULL) {
     rv = gw_connect_new(&g->connect, g->loop, g->pool, o->connect_unix, o->connect_tcp);
     if (rv != 0)

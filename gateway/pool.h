@@ -5,8 +5,8 @@
  * concurrent requests never wait on each other beyond QUIC's stream limit.
  * A connection is opened on first use, re-established on the next use after
  * it is lost, and closed after idle_ms without tunnels. Where a node is
- * reached comes from the pool's directory (routes file, --peer flags, and
- * later discovery) or from a per-request address hint.
+ * reached comes from the pool's directory (routes file, --peer flags,
+ * Connector discovery) or from a per-request address hint.
  */
 #ifndef WARREN_GW_POOL_H
 #define WARREN_GW_POOL_H
@@ -44,9 +44,30 @@ struct gw_pool_stats {
 int gw_pool_new(struct gw_pool **out, const struct gw_pool_config *cfg);
 /* gw_pool_del closes every connection; tunnels get on_close first. */
 void gw_pool_del(struct gw_pool *p);
-/* gw_pool_set_addr records where node |id| listens ("ip:port"). A changed
- * address applies to the next connection. Returns 0 or WR_ERR_INVAL. */
+/*
+ * Where node |id| listens ("ip:port" or "[v6]:port", port 1-65535). Three
+ * sources (docs/internals/gateway-discovery.md): the static directory
+ * (--peer, --routes) is the fallback; discovery (Connector status), while it
+ * publishes addresses for the node, overrides it; a request's hint
+ * (x-warren-node-addr) applies as it comes. When the node's address changes,
+ * the connection dialled to the old one is taken off the node: closed at once
+ * if no tunnel holds a stream on it, else kept for those tunnels only and
+ * closed after the last. Waiting tunnels and new ones dial the new address.
+ */
+/* gw_pool_set_addr: a request's hint. Returns 0, WR_ERR_INVAL or WR_ERR_NOMEM. */
 int gw_pool_set_addr(struct gw_pool *p, const wr_pubkey id, const char *addr);
+/* gw_pool_set_static_addr: --peer / --routes. Returns as gw_pool_set_addr. */
+int gw_pool_set_static_addr(struct gw_pool *p, const wr_pubkey id, const char *addr);
+/* gw_pool_set_published: the |n| addresses discovery found for the node, in
+ * published order; n == 0: none any more. The node keeps its current address
+ * when it is among them, else takes the first of the QUIC socket's family,
+ * else the first. With none, an address that came from discovery falls back
+ * to the static one, or to no address (an established connection is left to
+ * finish); a hint or static address stays. Writes the node's address into
+ * |cur| ("" when none). Returns 1 if the node's address changed, 0 if not,
+ * WR_ERR_INVAL (an address that does not parse) or WR_ERR_NOMEM. */
+int gw_pool_set_published(struct gw_pool *p, const wr_pubkey id, const char *const *addrs, size_t n,
+                          char *cur, size_t curlen);
 void gw_pool_stats(const struct gw_pool *p, struct gw_pool_stats *st);
 
 /* For tunnel.c: */
@@ -58,8 +79,8 @@ uint64_t gw_pool_open_timeout(const struct gw_pool *p);
 void gw_node_acquire(struct gw_node *n, struct gw_tunnel *t);
 /* gw_node_cancel forgets a waiting tunnel. */
 void gw_node_cancel(struct gw_node *n, struct gw_tunnel *t);
-/* gw_node_release tells the node a tunnel that had a stream is gone. */
-void gw_node_release(struct gw_node *n);
+/* gw_node_release tells the node a tunnel that had a stream on |c| is gone. */
+void gw_node_release(struct gw_node *n, wr_qconn *c);
 void gw_node_count_result(struct gw_node *n, int ok);
 
 #endif

@@ -70,13 +70,16 @@ static void tunnel_free(gw_tunnel *t) {
 }
 
 static void detach_stream(gw_tunnel *t, uint64_t reset_err) {
+  wr_qconn *c;
+
   if (t->s == NULL)
     return;
+  c = wr_qstream_conn(t->s);
   wr_qstream_set_cbs(t->s, &null_cbs, NULL);
   if (reset_err != 0)
     wr_qstream_reset(t->s, reset_err);
   t->s = NULL;
-  gw_node_release(t->node);
+  gw_node_release(t->node, c);
 }
 
 /* fail ends the tunnel before it opened: on_open(status) then on_close. */
@@ -273,9 +276,8 @@ static void st_writable(wr_qstream *s, void *ud) {
 static void st_close(wr_qstream *s, uint64_t app_err, void *ud) {
   gw_tunnel *t = ud;
 
-  (void)s;
   t->s = NULL;
-  gw_node_release(t->node);
+  gw_node_release(t->node, wr_qstream_conn(s));
   if (t->state == T_WAIT_RESP) {
     if (!t->retried && t->replay_ok && app_err == WR_QERR_STREAM_ABORT) {
       /* The connection died under us before the agent answered. */

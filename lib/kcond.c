@@ -1,4 +1,5 @@
 /* kcond.c - status conditions (see kcond.h). */
+#include <stdio.h>
 #include <string.h>
 
 #include "warren/err.h"
@@ -90,4 +91,43 @@ int wr_kcond_set(json_t *conds, const char *type, const char *status, const char
     changed = 1;
   }
   return err < 0 ? err : changed;
+}
+
+/* days_from_civil: days since 1970-01-01 of a proleptic Gregorian date
+ * (H. Hinnant's algorithm), so that no timezone state (timegm) is used. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  int64_t era;
+  unsigned yoe, doy, doe;
+
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = (unsigned)(y - era * 400);
+  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t)doe - 719468;
+}
+
+int wr_kcond_parse_time(const char *s, time_t *out) {
+  static const char form[] = "dddd-dd-ddTdd:dd:dd"; /* d: a digit, nothing else */
+  unsigned y, mo, d, h, mi, sec;
+  int i, n = 0;
+
+  for (i = 0; s != NULL && form[i] != '\0'; i++) {
+    if (form[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != form[i])
+      return WR_ERR_INVAL; /* sscanf alone takes signs and spaces ("+026", "- 1") */
+  }
+  if (s == NULL || sscanf(s, "%4u-%2u-%2uT%2u:%2u:%2u%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+      n != 19)
+    return WR_ERR_INVAL;
+  s += n;
+  if (*s == '.') {
+    s++;
+    if (strspn(s, "0123456789") == 0)
+      return WR_ERR_INVAL;
+    s += strspn(s, "0123456789");
+  }
+  if (strcmp(s, "Z") != 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    return WR_ERR_INVAL;
+  *out = (time_t)(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec);
+  return 0;
 }

@@ -258,6 +258,9 @@ static void write_status(struct rec *r) {
   if (!ls.renewed) {
     snprintf(msg, sizeof(msg), "waiting for the agent to renew Lease %s", name);
     changed |= wr_kcond_set(conds, "Ready", "False", "Pending", msg, gen, now) == 1;
+  } else if (ls.released) {
+    snprintf(msg, sizeof(msg), "the agent released Lease %s (it stopped)", name);
+    changed |= wr_kcond_set(conds, "Ready", "False", "NotReady", msg, gen, now) == 1;
   } else if (!ls.fresh) {
     snprintf(msg, sizeof(msg), "Lease %s not renewed for more than %llds", name,
              (long long)ls.duration_s);

@@ -22,6 +22,7 @@ typedef struct op_leases op_leases;
 
 struct op_lease_state {
   bool renewed;       /* renewTime was ever set */
+  bool released;      /* renewed, then its holder emptied it: the agent stopped */
   bool fresh;         /* renewed and not expired at |now_ms| */
   uint64_t expiry_ms; /* monotonic ms when it expires (renewed only) */
   int64_t duration_s; /* leaseDurationSeconds in effect */
@@ -32,8 +33,9 @@ void op_leases_del(op_leases *l);
 
 /* op_leases_observe records Lease object |lease| under |key| ("ns/name")
  * as seen at |now_ms| (monotonic) / |wall| (UTC seconds). Returns 1 when
- * its renewal state changed (renewTime or duration), 0 when not, or
- * WR_ERR_NOMEM. */
+ * its renewal state changed (renewTime, duration, or the holder emptied or
+ * set), 0 when not, or WR_ERR_NOMEM. A renewed Lease whose holderIdentity
+ * is empty was released: not fresh, whatever its renewTime. */
 int op_leases_observe(op_leases *l, const char *key, const json_t *lease, uint64_t now_ms,
                       time_t wall);
 void op_leases_forget(op_leases *l, const char *key);
@@ -41,9 +43,5 @@ void op_leases_forget(op_leases *l, const char *key);
  * are neither renewed nor fresh. */
 void op_leases_state(const op_leases *l, const char *key, uint64_t now_ms,
                      struct op_lease_state *st);
-
-/* op_parse_time reads an RFC 3339 UTC time ("2026-01-02T03:04:05Z", with
- * optional fraction: metav1.Time and MicroTime). Returns 0 or WR_ERR_INVAL. */
-int op_parse_time(const char *s, time_t *out);
 
 #endif

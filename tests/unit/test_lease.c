@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lease.h"
+#include "warren/kcond.h"
 #include "warren/err.h"
 
 #define DEFAULT_S 40
@@ -16,7 +17,7 @@
 #define T0_S 1795564800
 #define T1 "2026-11-25T00:00:30.123456Z"
 
-/* ---- op_parse_time ---- */
+/* ---- wr_kcond_parse_time ---- */
 
 static void test_parse_valid(void **state) {
   static const struct {
@@ -46,7 +47,7 @@ static void test_parse_valid(void **state) {
   (void)state;
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     t = 12345;
-    if (op_parse_time(cases[i].s, &t) != 0)
+    if (wr_kcond_parse_time(cases[i].s, &t) != 0)
       fail_msg("%s: refused", cases[i].s);
     if (t != cases[i].want)
       fail_msg("%s: got %lld, want %lld", cases[i].s, (long long)t, (long long)cases[i].want);
@@ -94,9 +95,9 @@ static void test_parse_invalid(void **state) {
   time_t t = 12345;
 
   (void)state;
-  assert_int_equal(op_parse_time(NULL, &t), WR_ERR_INVAL);
+  assert_int_equal(wr_kcond_parse_time(NULL, &t), WR_ERR_INVAL);
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    if (op_parse_time(cases[i], &t) != WR_ERR_INVAL)
+    if (wr_kcond_parse_time(cases[i], &t) != WR_ERR_INVAL)
       fail_msg("\"%s\": accepted as %lld", cases[i], (long long)t);
   }
   assert_int_equal(t, 12345); /* untouched on failure */
@@ -323,6 +324,35 @@ static void test_forget_and_keys(void **state) {
   json_decref(o);
 }
 
+/* An agent that stops empties holderIdentity: released at once, fresh again
+ * when it renews with a holder. */
+static void test_released(void **state) {
+  op_leases *l = *state;
+  struct op_lease_state st;
+  json_t *o = lease("2026-11-25T10:00:00Z", json_integer(30));
+
+  assert_int_equal(op_leases_observe(l, "default/laptop", o, 1000000, T0_S), 1);
+  st = state_at(l, 1000001);
+  assert_true(st.fresh);
+  assert_false(st.released);
+  json_object_set_new(json_object_get(o, "spec"), "holderIdentity", json_null());
+  assert_int_equal(op_leases_observe(l, "default/laptop", o, 1001000, T0_S), 1);
+  assert_int_equal(op_leases_observe(l, "default/laptop", o, 1001500, T0_S), 0);
+  st = state_at(l, 1001001);
+  assert_true(st.renewed);
+  assert_true(st.released);
+  assert_false(st.fresh);
+  json_object_set_new(json_object_get(o, "spec"), "holderIdentity", json_string("agent"));
+  json_object_set_new(json_object_get(o, "spec"), "renewTime",
+                      json_string("2026-11-25T10:00:09.5Z"));
+  assert_int_equal(op_leases_observe(l, "default/laptop", o, 1002000, T0_S), 1);
+  st = state_at(l, 1002001);
+  assert_true(st.fresh);
+  assert_false(st.released);
+  assert_int_equal(st.expiry_ms, 1002000 + 30000);
+  json_decref(o);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_valid),
@@ -334,6 +364,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_renewals, setup, teardown),
       cmocka_unit_test_setup_teardown(test_durations, setup, teardown),
       cmocka_unit_test_setup_teardown(test_forget_and_keys, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_released, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,10 @@ json_t *wr_kcond_find(json_t *conds, const char *type);
 int wr_kcond_is(json_t *conds, const char *type, const char *status);
 /* wr_kcond_remove drops condition |type|; returns 1 if it was there. */
 int wr_kcond_remove(json_t *conds, const char *type);
+/* wr_kcond_parse_time reads an RFC 3339 UTC time ("2026-01-02T03:04:05Z",
+ * with an optional fraction: metav1.Time and MicroTime) into UTC seconds.
+ * Returns 0 or WR_ERR_INVAL. */
+int wr_kcond_parse_time(const char *s, time_t *out);
 /* wr_kcond_time formats |t| as RFC 3339 in UTC (metav1.Time): 21 bytes. */
 void wr_kcond_time(char buf[21], time_t t);
 
