@@ -32,6 +32,7 @@
 #define RETRY_MIN_MS 250
 #define RETRY_MAX_MS 1000
 #define LEASE_WAIT_MS 1000
+#define STOP_WAIT_MS 2000 /* a stop waits this long for a call in flight */
 #define NAME_MAX_LEN 253
 
 static const struct wr_kres CONNECTORS = {"networking.datumapis.com", "v1alpha1", "connectors"};
@@ -54,12 +55,13 @@ struct hb_control {
   uint64_t retry_ms;  /* current retry delay */
   int64_t duration_s; /* of the Lease */
   uint64_t refreshed; /* loop ms of the last read of the Connector */
-  unsigned registered : 1, busy : 1, dirty : 1;
+  unsigned registered : 1, busy : 1, dirty : 1, held : 1;
   void (*stop_done)(void *arg);
   void *stop_arg;
 };
 
 static void step(hb_control *c);
+static void release(hb_control *c);
 
 static void now_micro(char buf[32]) {
   struct timeval tv;
@@ -86,7 +88,17 @@ static void give_up(hb_control *c, const char *fmt, ...) {
 }
 
 static void on_timer(uv_timer_t *t) {
-  step(t->data);
+  hb_control *c = t->data;
+
+  if (c->st == S_STOPPING) { /* the call in flight did not end in time: leave it */
+    log_warnx("connector %s/%s: API not answering; the Lease will expire on its own", c->ns,
+              c->name);
+    c->st = S_DONE;
+    if (c->stop_done != NULL)
+      c->stop_done(c->stop_arg);
+    return;
+  }
+  step(c);
 }
 
 static void after(hb_control *c, uint64_t ms) {
@@ -135,6 +147,10 @@ static void on_published(void *ud, int rv, json_t *obj, const struct wr_kstatus 
   hb_control *c = ud;
 
   c->busy = 0;
+  if (c->st == S_STOPPING) {
+    release(c); /* the stop waited for this call: no renewal can land after the release */
+    return;
+  }
   if (c->st == S_STOPPING || c->st == S_DONE)
     return;
   if (rv != 0) {
@@ -224,6 +240,10 @@ static void on_holder_lease(void *ud, int rv, json_t *obj, const struct wr_kstat
   hb_control *c = ud;
 
   c->busy = 0;
+  if (c->st == S_STOPPING) {
+    release(c); /* the stop waited for this call: no renewal can land after the release */
+    return;
+  }
   if (c->st != S_REGISTER)
     return;
   if (rv != 0 && !(rv == WR_ERR_REFUSED && st->code == 404)) {
@@ -248,6 +268,10 @@ static void on_created(void *ud, int rv, json_t *obj, const struct wr_kstatus *s
   hb_control *c = ud;
 
   c->busy = 0;
+  if (c->st == S_STOPPING) {
+    release(c); /* the stop waited for this call: no renewal can land after the release */
+    return;
+  }
   if (c->st != S_REGISTER)
     return;
   if (rv == 0) {
@@ -268,6 +292,10 @@ static void on_connector(void *ud, int rv, json_t *obj, const struct wr_kstatus 
   json_t *body;
 
   c->busy = 0;
+  if (c->st == S_STOPPING) {
+    release(c); /* the stop waited for this call: no renewal can land after the release */
+    return;
+  }
   if (c->st != S_REGISTER && c->st != S_RENEW)
     return;
   if (rv == 0) {
@@ -325,6 +353,10 @@ static void on_renewed(void *ud, int rv, json_t *obj, const struct wr_kstatus *s
   json_int_t d;
 
   c->busy = 0;
+  if (c->st == S_STOPPING) {
+    release(c); /* the stop waited for this call: no renewal can land after the release */
+    return;
+  }
   if (c->st != S_RENEW && c->st != S_LEASE)
     return;
   if (rv != 0) {
@@ -338,6 +370,7 @@ static void on_renewed(void *ud, int rv, json_t *obj, const struct wr_kstatus *s
   }
   if (c->st == S_LEASE)
     log_info("connector %s/%s: renewing Lease %s", c->ns, c->name, c->lease);
+  c->held = 1;
   c->retry_ms = 0;
   c->st = S_RENEW;
   d = json_integer_value(json_object_get(json_object_get(obj, "spec"), "leaseDurationSeconds"));
@@ -378,8 +411,12 @@ static void step(hb_control *c) {
     publish(c);
     break;
   case S_LEASE:
-    /* the first renewal finds out whether the operator created it yet */
-    renew(c);
+    /* addresses that changed meanwhile go out first; then the renewal finds
+     * out whether the operator created the Lease yet */
+    if (c->dirty)
+      publish(c);
+    else
+      renew(c);
     break;
   case S_RENEW:
     if (c->dirty) {
@@ -460,8 +497,8 @@ void hb_control_set_addrs(hb_control *c, const char (*ips)[46], size_t n, uint16
   json_decref(c->addrs);
   c->addrs = a;
   c->dirty = 1;
-  if (c->st == S_RENEW)
-    step(c); /* now, not at the next renewal */
+  if (c->st == S_RENEW || c->st == S_LEASE)
+    step(c); /* now, not at the next renewal (step waits for a call in flight) */
 }
 
 static void on_released(void *ud, int rv, json_t *obj, const struct wr_kstatus *st) {
@@ -479,26 +516,35 @@ static void on_released(void *ud, int rv, json_t *obj, const struct wr_kstatus *
     c->stop_done(c->stop_arg);
 }
 
-void hb_control_stop(hb_control *c, void (*done)(void *arg), void *arg) {
+static void release(hb_control *c) {
   char path[WR_KCLIENT_PATH_MAX];
   json_t *patch;
-  int held = c->st == S_RENEW;
 
   uv_timer_stop(&c->timer);
-  c->stop_done = done;
-  c->stop_arg = arg;
-  c->st = S_STOPPING;
   /* an empty holder tells the operator the node is gone now */
-  patch = held ? json_pack("{s:{s:n}}", "spec", "holderIdentity") : NULL;
+  patch = c->held ? json_pack("{s:{s:n}}", "spec", "holderIdentity") : NULL;
   if (patch == NULL || wr_kpath(path, sizeof(path), &LEASES, c->ns, c->lease, NULL) < 0 ||
       wr_kclient_patch(c->kc, path, WR_KPATCH_MERGE, patch, NULL, 0, on_released, c, NULL) < 0) {
     json_decref(patch);
     c->st = S_DONE;
-    if (done != NULL)
-      done(arg);
+    if (c->stop_done != NULL)
+      c->stop_done(c->stop_arg);
     return;
   }
   json_decref(patch);
+}
+
+void hb_control_stop(hb_control *c, void (*done)(void *arg), void *arg) {
+  uv_timer_stop(&c->timer);
+  c->stop_done = done;
+  c->stop_arg = arg;
+  c->st = S_STOPPING;
+  /* a call in flight (a renewal could land after the release) finishes
+   * first: its callback sends the release */
+  if (!c->busy)
+    release(c);
+  else
+    uv_timer_start(&c->timer, on_timer, STOP_WAIT_MS, 0);
 }
 
 static void on_closed(uv_handle_t *h) {

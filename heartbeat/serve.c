@@ -17,6 +17,7 @@
 #include "warren/buf.h"
 #include "warren/err.h"
 #include "warren/log.h"
+#include "warren/loop.h"
 #include "warren/quic.h"
 #include "warren/tunnel_hdr.h"
 
@@ -33,6 +34,8 @@ struct hb_serve {
   uint64_t connect_timeout_ms;
   uint8_t rbuf[READ_BUF]; /* shared: read callbacks copy out at once */
   unsigned long long nstreams;
+  hb_reqlog_cb on_request;
+  void *request_ud;
 };
 
 struct fwd {
@@ -58,6 +61,7 @@ struct fwd {
   size_t inflight; /* bytes in uv_write */
   int reading;
   int stream_gone;
+  hb_reqlog *rl; /* requests seen on the stream (expose), or NULL */
 };
 
 struct wreq {
@@ -68,6 +72,10 @@ struct wreq {
 };
 
 static const struct wr_qstream_cbs fwd_cbs;
+
+static uint64_t now_us(void) {
+  return wr_now() / 1000;
+}
 
 int hb_expose_normalize(const char *in, char *out, size_t outlen) {
   const char *colon = strrchr(in, ':');
@@ -118,6 +126,7 @@ static int is_exposed(const struct hb_serve *sv, const char *target) {
  * in-flight requests; the last one frees |f|. */
 static void fwd_unref(struct fwd *f) {
   if (--f->handles == 0) {
+    hb_reqlog_free(f->rl);
     wr_buf_free(&f->early);
     free(f);
   }
@@ -133,6 +142,7 @@ static void fwd_close(struct fwd *f, uint64_t qerr) {
   if (f->state == F_DONE)
     return;
   f->state = F_DONE;
+  hb_reqlog_end(f->rl, now_us());
   if (f->s != NULL && !f->stream_gone) {
     static const struct wr_qstream_cbs none = {NULL, NULL, NULL};
 
@@ -161,6 +171,8 @@ static void refuse(struct fwd *f, uint16_t code, const char *fmt, ...) {
   log_warnx("stream %llu: refused %s (from %s): %s: %s", f->serial,
             f->req.target[0] ? f->req.target : "?", f->req.peer[0] ? f->req.peer : "-",
             wr_thdr_code_str(code), resp.reason);
+  hb_reqlog_free(f->rl); /* the service saw nothing: the warning above says why */
+  f->rl = NULL;
   n = wr_thdr_resp_encode(out, sizeof(out), &resp);
   if (n > 0 && f->s != NULL)
     (void)wr_qstream_write(f->s, out, (size_t)n, 1);
@@ -219,6 +231,7 @@ static void tcp_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0)
     return;
+  hb_reqlog_down(f->rl, (const uint8_t *)buf->base, (size_t)nread, now_us());
   n = wr_qstream_write(f->s, (const uint8_t *)buf->base, (size_t)nread, 0);
   if (n != nread) /* tcp_alloc offered only what fits */
     fwd_close(f, WR_QERR_STREAM_ABORT);
@@ -456,6 +469,12 @@ static void st_recv(wr_qstream *s, const uint8_t *data, size_t len, int fin, voi
     /* Header bytes are ours; the rest waits in |early| for the target and
      * is credited when written there. */
     wr_qstream_consume(s, (size_t)n);
+    if (f->rl != NULL) {
+      uint64_t now = now_us();
+
+      hb_reqlog_up(f->rl, f->hbuf + n, f->hlen - (size_t)n, now);
+      hb_reqlog_up(f->rl, data + take, len - take, now);
+    }
     if (wr_buf_append(&f->early, f->hbuf + n, f->hlen - (size_t)n) != 0 ||
         wr_buf_append(&f->early, data + take, len - take) != 0) {
       refuse(f, WR_THDR_OVERLOADED, "too much early data");
@@ -465,10 +484,12 @@ static void st_recv(wr_qstream *s, const uint8_t *data, size_t len, int fin, voi
     return;
   }
   case F_CONNECTING:
+    hb_reqlog_up(f->rl, data, len, now_us());
     if (wr_buf_append(&f->early, data, len) != 0)
       refuse(f, WR_THDR_OVERLOADED, "too much early data");
     return;
   case F_OPEN:
+    hb_reqlog_up(f->rl, data, len, now_us());
     if (to_target(f, data, len) != 0) {
       fwd_close(f, WR_QERR_INTERNAL);
       return;
@@ -516,6 +537,8 @@ static void on_stream(wr_qconn *c, wr_qstream *s, void *ud) {
   uv_timer_init(sv->loop, &f->timer);
   f->timer.data = f;
   f->handles = 1;
+  if (sv->on_request != NULL)
+    f->rl = hb_reqlog_new(sv->on_request, sv->request_ud); /* NULL: no log, still forwarded */
   wr_qstream_set_cbs(s, &fwd_cbs, f);
 }
 
@@ -545,6 +568,8 @@ int hb_serve_new(struct hb_serve **out, const struct hb_serve_config *cfg) {
     return WR_ERR_NOMEM;
   sv->loop = cfg->loop;
   sv->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
+  sv->on_request = cfg->on_request;
+  sv->request_ud = cfg->request_ud;
   for (i = 0; i < cfg->nexpose; i++) {
     if (hb_expose_normalize(cfg->expose[i], sv->expose[i], sizeof(sv->expose[i])) != 0) {
       log_warnx("invalid --expose '%s': expected host:port or a port", cfg->expose[i]);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "reqlog.h"
 #include "warren/identity.h"
 
 #define HB_MAX_EXPOSE 64
@@ -28,6 +29,11 @@ struct hb_serve_config {
   size_t nexpose;
   uint64_t connect_timeout_ms; /* 0: 10000 */
   uint64_t idle_timeout_ms;    /* 0: 30000 */
+  /* on_request, when set, is told of each HTTP/1.x request (and each
+   * non-HTTP stream) the tunnels carry, read from the forwarded bytes by
+   * reqlog.h; forwarding never depends on it. */
+  hb_reqlog_cb on_request;
+  void *request_ud;
 };
 
 /* hb_serve_new starts listening. Returns 0, -errno or WR_ERR_*. */
