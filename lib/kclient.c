@@ -797,6 +797,15 @@ static void count(wr_kclient *c, const char *method, long code) {
   c->stats.total++;
 }
 
+size_t wr_kclient_inflight(const wr_kclient *c) {
+  const wr_kcall *k;
+  size_t n = 0;
+
+  for (k = c->calls; k != NULL; k = k->next)
+    n += !k->stream;
+  return n;
+}
+
 void wr_kclient_stats(const wr_kclient *c, struct wr_kclient_stats *st) {
   *st = c->stats;
 }

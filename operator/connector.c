@@ -317,6 +317,10 @@ static void reconcile(void *ud, wr_controller *c, const char *key) {
   struct rec *r;
   int rv;
 
+  if (x->stopping) { /* shutting down: no new writes */
+    wr_controller_done(c, key, WR_RECONCILE_OK, 0);
+    return;
+  }
   meta = json_object_get(conn, "metadata");
   if (conn == NULL || json_object_get(meta, "deletionTimestamp") != NULL) {
     wr_controller_done(c, key, WR_RECONCILE_OK, 0);

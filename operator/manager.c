@@ -36,6 +36,8 @@ const struct wr_kres OP_RES_POLICY = {"gateway.envoyproxy.io", "v1alpha1", "envo
 
 #define NINFORMERS 6
 #define SCAVENGE_MS 1000
+#define DRAIN_MS 5000 /* a stop waits this long for writes in flight */
+#define DRAIN_STEP_MS 20
 
 struct op_manager {
   struct op_ctx x; /* informer callbacks get &x */
@@ -47,6 +49,7 @@ struct op_manager {
   unsigned synced;  /* informers whose first list is in */
   uv_timer_t defer; /* teardown runs outside the leader's callbacks */
   uv_timer_t scavenge;
+  unsigned drained_ms;
   bool leader_now, failed, stopping;
   void (*stop_done)(void *arg);
   void *stop_arg;
@@ -376,8 +379,17 @@ static void teardown(op_manager *m) {
     m->stop_done(m->stop_arg);
 }
 
+/* on_defer tears down once the writes in flight have been answered (their
+ * callbacks free their reconciles), or after DRAIN_MS of a silent API. */
 static void on_defer(uv_timer_t *t) {
-  teardown(t->data);
+  op_manager *m = t->data;
+
+  if (m->x.kc != NULL && wr_kclient_inflight(m->x.kc) > 0 && m->drained_ms < DRAIN_MS) {
+    m->drained_ms += DRAIN_STEP_MS;
+    uv_timer_start(&m->defer, on_defer, DRAIN_STEP_MS, 0);
+    return;
+  }
+  teardown(m);
 }
 
 static void on_released(void *ud) {
@@ -391,6 +403,7 @@ void op_manager_stop(op_manager *m, void (*done)(void *arg), void *arg) {
     return;
   }
   m->stopping = true;
+  m->x.stopping = true;
   m->x.leading = false;
   m->stop_done = done;
   m->stop_arg = arg;

@@ -42,6 +42,7 @@ struct op_ctx {
   op_leases *lease_seen;
   json_t *domain_owner; /* "ns/host" -> "ns/name" of the HTTPProxy that registers it */
   bool leading;         /* controllers run only on the leader */
+  bool stopping;        /* reconciles end at once: the manager drains its writes */
   uint64_t writes;      /* create/patch/delete requests issued by reconciles */
   uint64_t skipped;     /* writes avoided because nothing changed */
 };

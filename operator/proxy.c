@@ -479,7 +479,12 @@ static void write_done(struct rec *r) {
 static void on_write(void *ud, int rv, const struct wr_kstatus *st) {
   struct rec *r = ud;
 
-  if (rv == WR_ERR_REFUSED && (st->code == 422 || st->code == 400)) {
+  if (rv == WR_ERR_REFUSED && st->code == 409) {
+    /* created meanwhile by this very operator, its watch event not in yet:
+     * the retry finds it in the cache */
+    log_debug("httpproxy %s: write: %s", r->key, st->message);
+    r->result = WR_RECONCILE_ERROR;
+  } else if (rv == WR_ERR_REFUSED && (st->code == 422 || st->code == 400)) {
     /* the upstream schema refused what the spec asked for */
     snprintf(r->reason, sizeof(r->reason), "Invalid");
     snprintf(r->message, sizeof(r->message), "refused by the API server: %.450s", st->message);
@@ -532,6 +537,11 @@ static void reconcile(void *ud, wr_controller *c, const char *key) {
   const char *pns;
   struct rec *r;
 
+  if (x->stopping) { /* shutting down: no new writes */
+    json_decref(proxy);
+    wr_controller_done(c, key, WR_RECONCILE_OK, 0);
+    return;
+  }
   meta = json_object_get(proxy, "metadata");
   if (proxy == NULL) {
     gone(x, key);

@@ -202,21 +202,40 @@ def test_second_node_is_refused(env):
     assert c["status"]["connectionDetails"]["publicKey"]["id"] == env["id1"]
 
 
+def tunnel_listener(cp):
+    """The internal listener the HTTPProxy "web"'s cluster patch points at, or None."""
+    r = cp.get("/apis/gateway.envoyproxy.io/v1alpha1/namespaces/%s/envoypatchpolicies/web" % NS)
+    if r.status != 200:
+        return None
+    (p,) = [p for p in r.json["spec"]["jsonPatches"] if p["type"].endswith("cluster.v3.Cluster")]
+    ep = p["operation"]["value"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    return ep["endpoint"]["address"]["envoy_internal_address"]["server_listener_name"]
+
+
 def test_killed_agent_goes_not_ready_and_comes_back(env):
     cp = env["cp"]
     a = env["agents"][0]
+    # a route through this Connector, to see routing withdrawn and restored, not only Ready
+    cp.expect("POST", "/apis/networking.datumapis.com/v1alpha/namespaces/%s/httpproxies" % NS, 201, {
+        "apiVersion": "networking.datumapis.com/v1alpha", "kind": "HTTPProxy",
+        "metadata": {"name": "web"}, "spec": {"hostnames": ["web.example.com"], "rules": [{
+            "backends": [{"endpoint": "http://127.0.0.1:9", "connector": {"name": "laptop"}}]}]}})
+    kube.wait_for(lambda: tunnel_listener(cp) == "connector-tunnel", 10, "routed through the tunnel")
     a.stop(signal.SIGKILL)
     t0 = time.monotonic()
-    kube.wait_for(lambda: not ready(cp), LEASE_S + 3, "NotReady after kill -9")
+    kube.wait_for(lambda: tunnel_listener(cp) == "connector-offline", LEASE_S + 3,
+                  "routing withdrawn after kill -9")
     took = time.monotonic() - t0
-    print("kill -9 to Ready=False: %.2f s" % took)
+    print("kill -9 to routing withdrawn: %.2f s" % took)
     assert took <= LEASE_S + 2
+    assert not ready(cp)
     b = agent(env, "a1-restart", env["key1"], a.port)
     kube.wait_for(lambda: "renewing Lease" in b.text(), 10, "first renewal")
     t1 = time.monotonic()
-    kube.wait_for(lambda: ready(cp), 5, "Ready again")
-    print("first renewal to Ready: %.2f s" % (time.monotonic() - t1))
+    kube.wait_for(lambda: tunnel_listener(cp) == "connector-tunnel", 5, "routed again")
+    print("first renewal to routed again: %.2f s" % (time.monotonic() - t1))
     assert time.monotonic() - t1 <= 2
+    kube.wait_for(lambda: ready(cp), 5, "Ready again")
 
 
 def test_clean_stop_releases_at_once(env):

@@ -143,6 +143,10 @@ struct wr_kclient_stats {
   uint64_t total;
 };
 void wr_kclient_stats(const wr_kclient *c, struct wr_kclient_stats *st);
+/* wr_kclient_inflight counts the calls (not streams) still waiting for an
+ * answer: a program that stops lets them finish before deleting the client,
+ * so that their callbacks free what they own. */
+size_t wr_kclient_inflight(const wr_kclient *c);
 
 /* wr_kstatus_decode fills |st| from an HTTP code and a body (a Status
  * object or anything else). */
