@@ -239,6 +239,65 @@ def install_crds(cp, paths):
         wait_for(lambda: cp.get(path).status == 200, 10, "GET " + path)
 
 
+def install_warren_crds(cp, upstream=True):
+    """warren's CRDs (crds/*.yaml) and, with |upstream|, the HTTPRoute and EnvoyPatchPolicy CRDs
+    the operator writes (shared fixtures), so the real schemas validate what it writes."""
+    crds = os.path.join(REPO, "crds")
+    paths = [os.path.join(crds, f) for f in sorted(os.listdir(crds)) if f.endswith(".yaml")]
+    if upstream:
+        paths += [shared_dir("fixtures", "crds", "httproutes.gateway.networking.k8s.io.yaml"),
+                  shared_dir("fixtures", "crds", "envoypatchpolicies.gateway.envoyproxy.io.yaml")]
+    install_crds(cp, paths)
+
+
+def create_connector_class(cp, name="datum-connect"):
+    cp.expect("POST", "/apis/networking.datumapis.com/v1alpha1/connectorclasses", 201, {
+        "apiVersion": "networking.datumapis.com/v1alpha1", "kind": "ConnectorClass",
+        "metadata": {"name": name}, "spec": {}})
+
+
+def agent_token(cp):
+    """Applies manifests/heartbeat-rbac.yaml as written (ServiceAccount "laptop" in "team-a", its
+    Role and RoleBinding) and returns the ServiceAccount's token once the token controller made it."""
+    import base64
+    import yaml
+
+    with open(os.path.join(REPO, "manifests", "heartbeat-rbac.yaml")) as f:
+        sa, role, binding = [x for x in yaml.safe_load_all(f) if x]
+    ns = sa["metadata"]["namespace"]
+    cp.expect("POST", "/api/v1/namespaces/%s/serviceaccounts" % ns, 201, sa)
+    cp.expect("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/roles" % ns, 201, role)
+    cp.expect("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/rolebindings" % ns, 201,
+              binding)
+
+    def token():
+        for s in cp.expect("GET", "/api/v1/namespaces/%s/secrets" % ns, 200).json["items"]:
+            if s["type"] == "kubernetes.io/service-account-token" and s["metadata"].get(
+                    "annotations", {}).get("kubernetes.io/service-account.name") == \
+                    sa["metadata"]["name"]:
+                return base64.b64decode(s["data"]["token"]).decode()
+        return None
+    return wait_for(token, 30, "the ServiceAccount's token")
+
+
+def write_kubeconfig(cp, path, token, namespace, server=None, tls_server_name=None):
+    """A kubeconfig (mode 0600) for |token| against |cp| (or |server|, verified as
+    |tls_server_name|), with |namespace| as its default namespace."""
+    import yaml
+
+    cluster = {"server": server or cp.server, "certificate-authority": cp.env["KUBE_CA"]}
+    if tls_server_name:
+        cluster["tls-server-name"] = tls_server_name
+    with open(path, "w") as f:
+        yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "agent",
+                        "clusters": [{"name": "test", "cluster": cluster}],
+                        "users": [{"name": "agent", "user": {"token": token}}],
+                        "contexts": [{"name": "agent", "context": {
+                            "cluster": "test", "user": "agent", "namespace": namespace}}]}, f)
+    os.chmod(path, 0o600)
+    return path
+
+
 @contextlib.contextmanager
 def module_control_plane(request, name):
     """A control plane for one test module (use it in a module-scoped fixture). When a test of the

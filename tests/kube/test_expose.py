@@ -9,7 +9,6 @@ internal listener would send (`:authority` = tunnel.address, x-warren-endpoint-i
 tunnel.endpoint_id, no node-address hint), with an HTTP/1.1 request inside.
 """
 
-import base64
 import os
 import re
 import signal
@@ -18,7 +17,6 @@ import sys
 import time
 
 import pytest
-import yaml
 
 import kube
 
@@ -110,41 +108,17 @@ class Expose:
 @pytest.fixture(scope="module")
 def env(request):
     with kube.module_control_plane(request, "test_expose") as cp:
-        kube.install_crds(cp, [os.path.join(kube.REPO, "crds", f) for f in sorted(os.listdir(
-            os.path.join(kube.REPO, "crds"))) if f.endswith(".yaml")] + [
-            kube.shared_dir("fixtures", "crds", "httproutes.gateway.networking.k8s.io.yaml"),
-            kube.shared_dir("fixtures", "crds", "envoypatchpolicies.gateway.envoyproxy.io.yaml")])
+        kube.install_warren_crds(cp)
         cp.expect("POST", "/api/v1/namespaces", 201, {"apiVersion": "v1", "kind": "Namespace",
                                                        "metadata": {"name": NS}})
-        cp.expect("POST", NET + "/v1alpha1/connectorclasses", 201, {
-            "apiVersion": "networking.datumapis.com/v1alpha1", "kind": "ConnectorClass",
-            "metadata": {"name": "datum-connect"}, "spec": {}})
-        with open(os.path.join(kube.REPO, "manifests", "heartbeat-rbac.yaml")) as f:
-            sa, role, binding = [x for x in yaml.safe_load_all(f) if x]
-        cp.expect("POST", "/api/v1/namespaces/%s/serviceaccounts" % NS, 201, sa)
-        cp.expect("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/roles" % NS, 201, role)
-        cp.expect("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/rolebindings" % NS,
-                  201, binding)
-
-        def sa_token():
-            for sec in cp.expect("GET", "/api/v1/namespaces/%s/secrets" % NS, 200).json["items"]:
-                if sec["type"] == "kubernetes.io/service-account-token" and sec["metadata"].get(
-                        "annotations", {}).get("kubernetes.io/service-account.name") == "laptop":
-                    return base64.b64decode(sec["data"]["token"]).decode()
-            return None
-        token = kube.wait_for(sa_token, 30, "the ServiceAccount's token")
+        kube.create_connector_class(cp)
+        # the agent\'s identity: manifests/heartbeat-rbac.yaml as written
+        token = kube.agent_token(cp)
 
         s = harness.Setup("kube-expose", edge=False)
         e = {"cp": cp, "s": s, "procs": []}
         kc = os.path.join(s.secrets, "agent.kubeconfig")
-        with open(kc, "w") as f:
-            yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "agent",
-                            "clusters": [{"name": "test", "cluster": {
-                                "server": cp.server, "certificate-authority": cp.env["KUBE_CA"]}}],
-                            "users": [{"name": "laptop", "user": {"token": token}}],
-                            "contexts": [{"name": "agent", "context": {
-                                "cluster": "test", "user": "laptop", "namespace": NS}}]}, f)
-        os.chmod(kc, 0o600)
+        kube.write_kubeconfig(cp, kc, token, NS)
         e["agent_kubeconfig"] = kc
         failed_before = request.session.testsfailed
         health = harness.free_port()

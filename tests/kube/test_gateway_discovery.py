@@ -63,8 +63,7 @@ def publish(cp, name, endpoint_id, addrs, ns=NS):
 @pytest.fixture(scope="module")
 def env(request):
     with kube.module_control_plane(request, "test_gateway_discovery") as cp:
-        kube.install_crds(cp, [os.path.join(kube.REPO, "crds", f) for f in sorted(os.listdir(
-            os.path.join(kube.REPO, "crds"))) if f.endswith(".yaml")])
+        kube.install_warren_crds(cp, upstream=False)
         cp.expect("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", 201, RBAC_ROLE)
         cp.expect("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", 201, RBAC_BINDING)
         cp.expect("POST", "/api/v1/namespaces", 201, {"apiVersion": "v1", "kind": "Namespace",

@@ -6,8 +6,6 @@ file: ServiceAccount/Connector "laptop" in namespace "team-a"), so that file is 
 Leases last 4 s (operator --lease-duration 4).
 """
 
-import base64
-import datetime
 import os
 import signal
 import socket
@@ -16,7 +14,6 @@ import tempfile
 import time
 
 import pytest
-import yaml
 
 import kube
 
@@ -81,42 +78,17 @@ def identity(env, name):
 @pytest.fixture(scope="module")
 def env(request):
     with kube.module_control_plane(request, "test_heartbeat_control") as cp:
-        kube.install_crds(cp, [os.path.join(kube.REPO, "crds", f) for f in sorted(os.listdir(
-            os.path.join(kube.REPO, "crds"))) if f.endswith(".yaml")] + [
-            kube.shared_dir("fixtures", "crds", "httproutes.gateway.networking.k8s.io.yaml"),
-            kube.shared_dir("fixtures", "crds", "envoypatchpolicies.gateway.envoyproxy.io.yaml")])
+        kube.install_warren_crds(cp)
         d = tempfile.mkdtemp(prefix="warren-hb-control-")
         e = {"cp": cp, "dir": d, "agents": []}
         cp.expect("POST", "/api/v1/namespaces", 201, {"apiVersion": "v1", "kind": "Namespace",
                                                        "metadata": {"name": NS}})
-        cp.expect("POST", "/apis/networking.datumapis.com/v1alpha1/connectorclasses", 201, {
-            "apiVersion": "networking.datumapis.com/v1alpha1", "kind": "ConnectorClass",
-            "metadata": {"name": "datum-connect"}, "spec": {}})
-        # the agent's identity: manifests/heartbeat-rbac.yaml as written
-        with open(os.path.join(kube.REPO, "manifests", "heartbeat-rbac.yaml")) as f:
-            sa, role, binding = [x for x in yaml.safe_load_all(f) if x]
-        cp.expect("POST", "/api/v1/namespaces/%s/serviceaccounts" % NS, 201, sa)
-        cp.expect("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/roles" % NS, 201, role)
-        cp.expect("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/rolebindings" % NS,
-                  201, binding)
-
-        def sa_token():
-            for s in cp.expect("GET", "/api/v1/namespaces/%s/secrets" % NS, 200).json["items"]:
-                if s["type"] == "kubernetes.io/service-account-token" and s["metadata"].get(
-                        "annotations", {}).get("kubernetes.io/service-account.name") == "laptop":
-                    return base64.b64decode(s["data"]["token"]).decode()
-            return None
-        token = kube.wait_for(sa_token, 30, "the ServiceAccount's token")
+        kube.create_connector_class(cp)
+        # the agent\'s identity: manifests/heartbeat-rbac.yaml as written
+        token = kube.agent_token(cp)
         e["token"] = token
         kc = os.path.join(d, "agent.kubeconfig")
-        with open(kc, "w") as f:
-            yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "agent",
-                            "clusters": [{"name": "test", "cluster": {
-                                "server": cp.server, "certificate-authority": cp.env["KUBE_CA"]}}],
-                            "users": [{"name": "laptop", "user": {"token": token}}],
-                            "contexts": [{"name": "agent", "context": {
-                                "cluster": "test", "user": "laptop", "namespace": NS}}]}, f)
-        os.chmod(kc, 0o600)
+        kube.write_kubeconfig(cp, kc, token, NS)
         e["agent_kubeconfig"] = kc
         _, e["gateway_id"] = identity(e, "gateway")
         e["key1"], e["id1"] = identity(e, "agent1")

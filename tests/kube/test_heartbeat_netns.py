@@ -23,7 +23,6 @@ import threading
 import time
 
 import pytest
-import yaml
 
 import kube
 
@@ -202,13 +201,8 @@ def teardown_netns():
 @pytest.fixture(scope="module")
 def env(request):
     with kube.module_control_plane(request, "test_heartbeat_netns") as cp:
-        kube.install_crds(cp, [os.path.join(kube.REPO, "crds", f) for f in sorted(os.listdir(
-            os.path.join(kube.REPO, "crds"))) if f.endswith(".yaml")] + [
-            kube.shared_dir("fixtures", "crds", "httproutes.gateway.networking.k8s.io.yaml"),
-            kube.shared_dir("fixtures", "crds", "envoypatchpolicies.gateway.envoyproxy.io.yaml")])
-        cp.expect("POST", "/apis/networking.datumapis.com/v1alpha1/connectorclasses", 201, {
-            "apiVersion": "networking.datumapis.com/v1alpha1", "kind": "ConnectorClass",
-            "metadata": {"name": "datum-connect"}, "spec": {}})
+        kube.install_warren_crds(cp)
+        kube.create_connector_class(cp)
         d = tempfile.mkdtemp(prefix="warren-hb-netns-")
         e = {"cp": cp, "dir": d, "agents": []}
         olog = open(os.path.join(d, "operator.log"), "a")
@@ -222,16 +216,8 @@ def env(request):
             fwd = Forwarder(ROOT_IP, ("127.0.0.1", int(cp.env["KUBE_APISERVER_PORT"])))
             e["fwd"] = fwd
             kc = os.path.join(d, "agent.kubeconfig")
-            with open(kc, "w") as f:
-                yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "agent",
-                                "clusters": [{"name": "test", "cluster": {
-                                    "server": "https://%s:%d" % (ROOT_IP, fwd.port),
-                                    "tls-server-name": "localhost",
-                                    "certificate-authority": cp.env["KUBE_CA"]}}],
-                                "users": [{"name": "admin", "user": {"token": cp.admin_token}}],
-                                "contexts": [{"name": "agent", "context": {
-                                    "cluster": "test", "user": "admin", "namespace": NS}}]}, f)
-            os.chmod(kc, 0o600)
+            kube.write_kubeconfig(cp, kc, cp.admin_token, NS, server="https://%s:%d" % (ROOT_IP, fwd.port),
+                                 tls_server_name="localhost")
             e["agent_kubeconfig"] = kc
             _, e["gateway_id"] = identity(d, "gateway")
             e["key"], e["id"] = identity(d, "agent")

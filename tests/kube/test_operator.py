@@ -11,7 +11,6 @@ here (--lease-duration 4) so expiry is observable quickly.
 """
 
 import datetime
-import json
 import os
 import signal
 import socket
@@ -150,10 +149,7 @@ def cond_is(obj, t, status, reason=None):
 @pytest.fixture(scope="module")
 def env(request, tmp_path_factory):
     with kube.module_control_plane(request, "test_operator") as cp:
-        kube.install_crds(cp, [os.path.join(kube.REPO, "crds", f) for f in sorted(os.listdir(
-            os.path.join(kube.REPO, "crds"))) if f.endswith(".yaml")] + [
-            kube.shared_dir("fixtures", "crds", "httproutes.gateway.networking.k8s.io.yaml"),
-            kube.shared_dir("fixtures", "crds", "envoypatchpolicies.gateway.envoyproxy.io.yaml")])
+        kube.install_warren_crds(cp)
         import yaml
         with open(os.path.join(kube.REPO, "manifests", "operator-rbac.yaml")) as f:
             role, binding = [d for d in yaml.safe_load_all(f) if d]
